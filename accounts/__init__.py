@@ -1,0 +1,1 @@
+"""Staff accounts (admin, marketer, agent) and their passwords."""

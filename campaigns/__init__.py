@@ -1,0 +1,1 @@
+"""Campaign definitions, the scheduler (due → outbox), guard-rails, sending, replies and measurement."""

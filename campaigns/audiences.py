@@ -1,0 +1,98 @@
+"""Who is due for each campaign kind, as SELECTs: (member_id, subject_ref, purchase_id, due_at).
+
+Each function returns a statement, never rows: the scheduler inserts straight from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import String, and_, cast, exists, func, literal, or_, select
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import Select
+
+from campaigns.campaign import Campaign, CampaignKind
+from database.sql import shift_days
+from membership.catalog import Product
+from membership.lifetime import LifetimeEstimate
+from membership.purchase import Purchase
+
+DEFAULT_WINDOW_DAYS = 14
+
+
+def _ref(prefix: str, column) -> object:
+    return literal(prefix) + cast(column, String)
+
+
+def replenishment_due(campaign: Campaign, now: dt.datetime) -> Select:
+    """Latest purchase of an item whose reminder time (minus lead days) has come, not yet repurchased."""
+    lead = campaign.setting("lead_days", 7)
+    window = campaign.setting("window_days", DEFAULT_WINDOW_DAYS)
+    later = aliased(Purchase)
+    later_product = aliased(Product)
+    reminder = func.coalesce(LifetimeEstimate.override_days, LifetimeEstimate.reminder_days) - lead
+    due_at = shift_days(Purchase.purchased_at, reminder)
+    repurchased = exists(
+        select(1)
+        .select_from(later)
+        .join(later_product, later_product.id == later.product_id)
+        .where(
+            later.member_id == Purchase.member_id,
+            or_(
+                later.purchased_at > Purchase.purchased_at,
+                and_(later.purchased_at == Purchase.purchased_at, later.id > Purchase.id),
+            ),
+            or_(later.product_id == Purchase.product_id, later_product.category_id == Product.category_id),
+        )
+    )
+    stmt = (
+        select(
+            Purchase.member_id.label("member_id"),
+            _ref("p", Purchase.id).label("subject_ref"),
+            Purchase.id.label("purchase_id"),
+            due_at.label("due_at"),
+        )
+        .join(Product, Product.id == Purchase.product_id)
+        .join(LifetimeEstimate, LifetimeEstimate.product_id == Purchase.product_id)
+        .where(
+            Purchase.purchased_at <= shift_days(literal(now), -reminder),
+            Purchase.purchased_at > shift_days(literal(now), -(reminder + window)),
+            ~repurchased,
+        )
+    )
+    return _only_categories(stmt, campaign)
+
+
+def survey_due(campaign: Campaign, now: dt.datetime) -> Select:
+    """One survey per member per shopping day, N days after it."""
+    days_after = campaign.setting("days_after", 3)
+    window = campaign.setting("window_days", 7)
+    first_line = func.min(Purchase.id)
+    stmt = (
+        select(
+            Purchase.member_id.label("member_id"),
+            _ref("p", first_line).label("subject_ref"),
+            first_line.label("purchase_id"),
+            shift_days(func.min(Purchase.purchased_at), days_after).label("due_at"),
+        )
+        .join(Product, Product.id == Purchase.product_id)
+        .where(
+            Purchase.purchased_at <= shift_days(literal(now), -days_after),
+            Purchase.purchased_at > shift_days(literal(now), -(days_after + window)),
+        )
+        .group_by(Purchase.member_id, func.date(Purchase.purchased_at))
+    )
+    return _only_categories(stmt, campaign)
+
+
+def _only_categories(stmt: Select, campaign: Campaign) -> Select:
+    category_ids = campaign.settings.get("category_ids")
+    if category_ids:
+        stmt = stmt.where(Product.category_id.in_([int(c) for c in category_ids]))
+    return stmt
+
+
+AUDIENCES = {
+    CampaignKind.REPLENISHMENT: replenishment_due,
+    CampaignKind.SURVEY: survey_due,
+}

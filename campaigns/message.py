@@ -1,0 +1,91 @@
+"""The outbox: one row per (campaign, member, subject, step), and every state it passes through."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from database.base import Base, utcnow
+from membership.member import str_enum
+
+
+class MessageStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+    SUPPRESSED = "suppressed"
+    HELD_OUT = "held_out"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+
+TERMINAL = frozenset(
+    {
+        MessageStatus.SENT,
+        MessageStatus.DELIVERED,
+        MessageStatus.UNDELIVERED,
+        MessageStatus.FAILED,
+        MessageStatus.SUPPRESSED,
+        MessageStatus.HELD_OUT,
+        MessageStatus.CANCELLED,
+    }
+)
+
+
+class Message(Base):
+    """An outbound message. The unique key is what makes a second tick, or a second scheduler, harmless."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "member_id", "subject_ref", "step", name="uq_messages_dedup"),
+        Index("ix_messages_status_send_after", "status", "send_after"),
+        Index("ix_messages_member_created", "member_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    subject_ref: Mapped[str] = mapped_column(String(64))  # "p<purchase id>", or a period for win-back
+    step: Mapped[int] = mapped_column(default=0)
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
+    channel: Mapped[str | None] = mapped_column(String(10))
+    to_address: Mapped[str | None] = mapped_column(String(254))
+    status: Mapped[MessageStatus] = mapped_column(str_enum(MessageStatus), default=MessageStatus.PENDING)
+    reason: Mapped[str | None] = mapped_column(String(300))  # why it was sent, deferred, suppressed
+    transactional: Mapped[bool] = mapped_column(default=False)
+    is_test: Mapped[bool] = mapped_column(default=False)
+    due_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    send_after: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[dt.datetime | None]
+    sent_at: Mapped[dt.datetime | None]
+    delivered_at: Mapped[dt.datetime | None]
+    failed_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    provider_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float | None]
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body: Mapped[str | None] = mapped_column(Text)
+    reply_token: Mapped[str | None] = mapped_column(String(40), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MessageEvent(Base):
+    """One state change of a message (claimed, sent, delivered, failed…), kept for the why-trace."""
+
+    __tablename__ = "message_events"
+    __table_args__ = (Index("ix_message_events_message", "message_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""The shared database layer: declarative base, engines, sessions, dialect helpers, migrations."""

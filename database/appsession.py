@@ -1,0 +1,56 @@
+"""Wiring the database into a Flask app: one engine per app, a session per request or job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from database.engine import make_engine, make_sessionmaker
+
+_KEY = "huifang.db"
+
+
+def init_app(app: Flask, url: str) -> None:
+    """Create the engine (lazily connecting) and close the request session on teardown."""
+    engine = make_engine(url)
+    app.extensions[_KEY] = (engine, make_sessionmaker(engine))
+    app.teardown_appcontext(_close_session)
+
+
+def engine(app: Flask | None = None) -> Engine:
+    return (app or current_app).extensions[_KEY][0]
+
+
+def sessionmaker_for(app: Flask | None = None) -> sessionmaker[Session]:
+    return (app or current_app).extensions[_KEY][1]
+
+
+def db_session() -> Session:
+    """The session of the current request (or app context), created on first use."""
+    if "db_session" not in g:
+        g.db_session = sessionmaker_for()()
+    return g.db_session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+@contextmanager
+def session_scope(app: Flask | None = None) -> Iterator[Session]:
+    """A session for a job or command: committed on success, rolled back on error, always closed."""
+    session = sessionmaker_for(app)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

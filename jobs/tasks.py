@@ -1,0 +1,109 @@
+"""RQ jobs: thin shells that open a session, call the domain, commit, and enqueue follow-up work.
+
+They take ids and plain values, run inside the app context the worker pushed, and are idempotent.
+Follow-up work is enqueued only after the rows it needs are committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from flask import current_app
+
+from campaigns.scheduler import tick as scheduler_tick
+from campaigns.sending import claim_batch, expire_stale_claims, has_due, send_claimed
+from channels.registry import build_channel
+from database.appsession import session_scope
+from database.base import utcnow
+from jobs.connection import queue
+from service.intake import handle_reply
+from settings import Settings
+
+log = logging.getLogger(__name__)
+CHANNEL_QUEUES = {"sms": "sms", "email": "email"}
+
+
+def _settings() -> Settings:
+    return current_app.extensions["huifang.settings"]
+
+
+def tick() -> dict:
+    """Find everything due, write it to the outbox, then start the senders; reschedules itself."""
+    now = utcnow()
+    with session_scope() as session:
+        expired = expire_stale_claims(session, now)
+        result = scheduler_tick(session, now)
+    drains = kick_senders()
+    swept = sweep_replies()
+    from jobs.schedule import schedule_next_tick
+
+    schedule_next_tick(now)
+    summary = {
+        "inserted": result.total,
+        "stale_to_unknown": expired,
+        "drains": drains,
+        "replies_swept": swept,
+    }
+    log.info("tick: %s", summary)
+    return summary
+
+
+def kick_senders() -> list[str]:
+    """Enqueue a drain for each channel that has due rows and no drain already waiting."""
+    started = []
+    with session_scope() as session:
+        due = [c for c in CHANNEL_QUEUES if has_due(session, c)]
+    for channel in due:
+        q = queue(CHANNEL_QUEUES[channel])
+        if q.count < 2:
+            q.enqueue(drain, channel, job_timeout=600, result_ttl=60, failure_ttl=86400)
+            started.append(channel)
+    return started
+
+
+def drain(channel: str, max_batches: int = 50) -> dict:
+    """Send due messages of one channel in claimed batches until none are due (or the budget is spent)."""
+    settings = _settings()
+    sender = build_channel(channel, settings)
+    totals: dict[str, int] = {}
+    try:
+        for _ in range(max_batches):
+            with session_scope() as session:
+                ids = claim_batch(session, channel, settings.send_batch_size)
+            if not ids:
+                break
+            with session_scope() as session:
+                report = send_claimed(session, sender, ids, settings.public_url)
+            for state, n in report.counts.items():
+                totals[state] = totals.get(state, 0) + n
+        else:
+            queue(CHANNEL_QUEUES[channel]).enqueue(drain, channel, job_timeout=600, result_ttl=60)
+    finally:
+        sender.close()
+    return totals
+
+
+def process_reply(inbound_id: int) -> dict:
+    """Process one stored inbound reply (idempotent)."""
+    with session_scope() as session:
+        outcome, task_id = handle_reply(session, inbound_id)
+    return {"status": outcome.status.value, "intent": outcome.intent, "task_id": task_id}
+
+
+def sweep_replies(older_than_seconds: int = 60) -> int:
+    """Re-enqueue replies stored but never processed (e.g. Redis lost its queue)."""
+    from sqlalchemy import select
+
+    from campaigns.inbound import InboundMessage, InboundStatus
+
+    cutoff = utcnow() - dt.timedelta(seconds=older_than_seconds)
+    with session_scope() as session:
+        ids = session.scalars(
+            select(InboundMessage.id).where(
+                InboundMessage.status == InboundStatus.RECEIVED, InboundMessage.received_at < cutoff
+            )
+        ).all()
+    for inbound_id in ids:
+        queue("default").enqueue(process_reply, inbound_id, job_id=f"reply-{inbound_id}", result_ttl=60)
+    return len(ids)

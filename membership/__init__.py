@@ -1,0 +1,1 @@
+"""Stores, members, households, consent, the catalogue, purchases, imports and product lifetimes."""

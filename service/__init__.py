@@ -1,0 +1,1 @@
+"""The callback queue: call tasks for unhappy customers, claims, outcomes and SLAs."""

@@ -1,0 +1,21 @@
+"""The reply pipeline end to end: process a stored reply, then open a call task if it was a complaint."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from campaigns.replies import ReplyOutcome, process_inbound
+from service.queue import open_task_for_response
+
+
+def handle_reply(
+    session: Session, inbound_id: int, now: dt.datetime | None = None
+) -> tuple[ReplyOutcome, int | None]:
+    """Process one stored reply idempotently; returns the outcome and the call task id, if any."""
+    outcome = process_inbound(session, inbound_id, now)
+    task_id = None
+    if outcome.survey_response_id and outcome.intent == "unsatisfied":
+        task_id = open_task_for_response(session, outcome.survey_response_id, now)
+    return outcome, task_id

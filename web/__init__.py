@@ -1,0 +1,34 @@
+"""The web layer: blueprints that parse input, call the domain, commit and render."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from database.base import utcnow
+
+csrf = CSRFProtect()
+
+
+def init_app(app: Flask) -> None:
+    """Register login, CSRF, security headers and every blueprint."""
+    from web import auth, callbacks, campaigns, members, webhooks
+
+    csrf.init_app(app)
+    auth.init_app(app)
+    for module in (auth, campaigns, members, callbacks):
+        app.register_blueprint(module.bp)
+    app.register_blueprint(webhooks.bp)
+    csrf.exempt(webhooks.bp)  # webhooks authenticate by signature or token, not by session
+    app.after_request(_security_headers)
+    app.context_processor(lambda: {"now_utc": utcnow})
+
+
+def _security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'"
+    )
+    return response

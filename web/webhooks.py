@@ -1,0 +1,91 @@
+"""Provider webhooks: authenticated by signature, stored before they are acknowledged."""
+
+from __future__ import annotations
+
+import logging
+
+from channels.reply_parser import parse_reply
+from channels.twilio_inbound import (
+    parse_inbound_sms,
+    parse_status_callback,
+    twiml_message,
+    verify_twilio_signature,
+)
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+
+from campaigns.acknowledgements import acknowledgement
+from campaigns.delivery import apply_provider_status
+from campaigns.replies import find_member, store_inbound
+from database.appsession import db_session
+from jobs.connection import queue
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+log = logging.getLogger(__name__)
+
+
+def _verified_params() -> dict[str, str]:
+    settings = current_app.extensions["huifang.settings"]
+    if not settings.twilio_auth_token:
+        log.error("Twilio webhook called but HUIFANG_TWILIO_AUTH_TOKEN is not set")
+        abort(503)
+    params = request.form.to_dict()
+    # Twilio signs the public URL it called, which a proxy may have rewritten: rebuild it from config.
+    url = settings.public_url.rstrip("/") + request.full_path.rstrip("?")
+    if not verify_twilio_signature(
+        settings.twilio_auth_token, url, params, request.headers.get("X-Twilio-Signature")
+    ):
+        log.warning("rejected Twilio webhook with a bad signature from %s to %s", request.remote_addr, url)
+        abort(403)
+    return params
+
+
+@bp.post("/twilio/sms")
+def twilio_sms():
+    params = _verified_params()
+    try:
+        sms = parse_inbound_sms(params)
+    except ValueError as exc:
+        log.warning("malformed Twilio SMS webhook: %s", exc)
+        return jsonify(error=str(exc)), 400
+    session = db_session()
+    inbound, created = store_inbound(
+        session,
+        channel="sms",
+        provider_id=sms.provider_id,
+        from_address=sms.from_number,
+        to_address=sms.to_number,
+        body=sms.body,
+        raw=sms.raw,
+    )
+    session.commit()  # stored before anything else; a database error here is a 5xx and Twilio retries
+    if created:
+        _enqueue_reply(inbound.id)
+    member = find_member(session, "sms", sms.from_number)
+    opted_out = member is not None and not member.sms_consent
+    text = acknowledgement(
+        parse_reply(sms.body, opted_out=opted_out).intent, member.locale if member else None
+    )
+    return Response(twiml_message(text), mimetype="application/xml")
+
+
+@bp.post("/twilio/status")
+def twilio_status():
+    params = _verified_params()
+    try:
+        callback = parse_status_callback(params)
+    except ValueError as exc:
+        log.warning("malformed Twilio status callback: %s", exc)
+        return jsonify(error=str(exc)), 400
+    session = db_session()
+    apply_provider_status(session, callback.provider_id, callback.status, callback.error_code)
+    session.commit()
+    return Response(status=204)
+
+
+def _enqueue_reply(inbound_id: int) -> None:
+    from jobs.tasks import process_reply
+
+    try:
+        queue("default").enqueue(process_reply, inbound_id, job_id=f"reply-{inbound_id}", result_ttl=60)
+    except Exception:  # the reply is stored; the tick's sweep re-enqueues it when Redis is back
+        log.exception("could not enqueue reply %s; it will be swept later", inbound_id)
