@@ -75,7 +75,7 @@ def reply(sender: str, body: str, channel: str) -> None:
             raw={"source": "cli", "from": sender, "body": body},
         )
     with session_scope() as session:
-        outcome, task_id = handle_reply(session, inbound.id)
+        outcome, task_id = handle_reply(session, inbound.id, secret_key=current_app.config["SECRET_KEY"])
     click.echo(f"reply {inbound.id}: {outcome.status.value}, read as {outcome.intent}")
     if task_id:
         click.echo(f"call task {task_id} is in the callback queue")

@@ -56,6 +56,20 @@ def _nonempty(raw: str) -> str:
     return raw.strip()
 
 
+def _email_address(raw: str) -> str:
+    local, at, domain = raw.strip().partition("@")
+    if not (local and at and "." in domain) or "+" in local:
+        raise ValueError("expected a plain address such as reply@shop.example (no '+' part)")
+    return raw.strip()
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be a non-negative number")
+    return value
+
+
 def _e164(raw: str) -> str:
     raw = raw.strip()
     if not (raw.startswith("+") and raw[1:].isdigit() and 8 <= len(raw) <= 16):
@@ -79,11 +93,15 @@ class Settings:
     twilio_api_base_url: str = ""  # only for tests against a local fake Twilio
     smtp_url: str = ""
     email_from: str = "Huifang <noreply@localhost>"
+    reply_address: str = ""  # e.g. reply@shop.example: replies go to reply+<token>@shop.example
+    imap_url: str = ""  # imaps://user:pass@host/INBOX: a mailbox the poller reads replies from
     sms_channel: str = "file"  # file | twilio
     email_channel: str = "file"  # file | smtp
     tick_seconds: int = 60
     send_batch_size: int = 200
     inbound_token: str = ""
+    sms_rate_per_second: float = 0.0  # per sender, across all workers; 0 = unlimited
+    email_rate_per_second: float = 0.0
     testing: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -110,11 +128,15 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TWILIO_API_BASE_URL": ("twilio_api_base_url", _url(("http", "https"))),
     "SMTP_URL": ("smtp_url", _url(("smtp", "smtps"))),
     "EMAIL_FROM": ("email_from", _nonempty),
+    "REPLY_ADDRESS": ("reply_address", _email_address),
+    "IMAP_URL": ("imap_url", _url(("imap", "imaps"))),
     "SMS_CHANNEL": ("sms_channel", lambda v: _choice(v, ("file", "twilio"))),
     "EMAIL_CHANNEL": ("email_channel", lambda v: _choice(v, ("file", "smtp"))),
     "TICK_SECONDS": ("tick_seconds", _int_range(5, 3600)),
     "SEND_BATCH_SIZE": ("send_batch_size", _int_range(1, 10_000)),
     "INBOUND_TOKEN": ("inbound_token", _nonempty),
+    "SMS_RATE_PER_SECOND": ("sms_rate_per_second", lambda v: _positive_float(v)),
+    "EMAIL_RATE_PER_SECOND": ("email_rate_per_second", lambda v: _positive_float(v)),
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import String, and_, cast, exists, func, literal, or_, select
+from sqlalchemy import Integer, String, and_, cast, exists, func, literal, null, or_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
@@ -15,6 +15,7 @@ from campaigns.campaign import Campaign, CampaignKind
 from database.sql import shift_days
 from membership.catalog import Product
 from membership.lifetime import LifetimeEstimate
+from membership.member import Member
 from membership.purchase import Purchase
 
 DEFAULT_WINDOW_DAYS = 14
@@ -92,7 +93,60 @@ def _only_categories(stmt: Select, campaign: Campaign) -> Select:
     return stmt
 
 
+def winback_due(campaign: Campaign, now: dt.datetime) -> Select:
+    """Members whose last purchase is more than N days old: one message per lapse (keyed by that purchase)."""
+    days = campaign.setting("days_without_purchase", 180)
+    window = campaign.setting("window_days", 30)
+    last = (
+        select(
+            Purchase.member_id,
+            func.max(Purchase.id).label("last_id"),
+            func.max(Purchase.purchased_at).label("at"),
+        )
+        .group_by(Purchase.member_id)
+        .subquery("last_purchase")
+    )
+    return select(
+        last.c.member_id.label("member_id"),
+        _ref("w", last.c.last_id).label("subject_ref"),
+        last.c.last_id.label("purchase_id"),
+        shift_days(last.c.at, days).label("due_at"),
+    ).where(
+        last.c.at <= shift_days(literal(now), -days),
+        last.c.at > shift_days(literal(now), -(days + window)),
+    )
+
+
+def interest_due(campaign: Campaign, now: dt.datetime) -> Select:
+    """Members with the campaign's interest tags, once per season (``settings["season"]``)."""
+    from campaigns.audience_filters import member_conditions
+
+    season = str(campaign.settings.get("season") or "always")
+    interests = campaign.settings.get("interests") or []
+    return select(
+        Member.id.label("member_id"),
+        literal(f"s:{season}").label("subject_ref"),
+        cast(null(), Integer).label("purchase_id"),
+        literal(now).label("due_at"),
+    ).where(*member_conditions({"interests": interests}) if interests else [literal(False)])
+
+
+def broadcast_due(campaign: Campaign, now: dt.datetime) -> Select:
+    """Every member of the (filtered) audience, exactly once; ``send_at`` may hold it back."""
+    send_at = campaign.settings.get("send_at")
+    ready = literal(True) if not send_at else literal(dt.datetime.fromisoformat(send_at) <= now)
+    return select(
+        Member.id.label("member_id"),
+        literal("b").label("subject_ref"),
+        cast(null(), Integer).label("purchase_id"),
+        literal(now).label("due_at"),
+    ).where(ready)
+
+
 AUDIENCES = {
     CampaignKind.REPLENISHMENT: replenishment_due,
     CampaignKind.SURVEY: survey_due,
+    CampaignKind.WINBACK: winback_due,
+    CampaignKind.INTEREST: interest_due,
+    CampaignKind.BROADCAST: broadcast_due,
 }

@@ -25,7 +25,7 @@ def load_batch(session: Session, ids: list[int]) -> list[tuple[Message, Member, 
         .outerjoin(Store, Store.id == Member.home_store_id)
         .join(Campaign, Campaign.id == Message.campaign_id)
         .where(Message.id.in_(ids))
-        .order_by(Message.id)
+        .order_by(Campaign.priority.desc(), Message.id)  # within a batch, higher priority takes the cap slot
     )
     return [tuple(row) for row in session.execute(stmt)]
 

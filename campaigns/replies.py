@@ -7,15 +7,18 @@ delivery has the effect of one.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
-from channels.reply_parser import ReplyIntent, parse_reply
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.campaign import Campaign, CampaignKind
 from campaigns.inbound import InboundMessage, InboundStatus, SurveyResponse
 from campaigns.message import Message, MessageStatus
+from campaigns.reply_tokens import message_id_from_addresses
+from channels.email_inbound import InboundEmail
+from channels.reply_parser import ReplyIntent, parse_reply
 from database.base import utcnow
 from database.sql import insert_for
 from membership.consent import record_consent
@@ -64,6 +67,19 @@ def store_inbound(
     return row, created
 
 
+def store_email(session: Session, parsed: InboundEmail) -> tuple[InboundMessage, bool]:
+    """Store a parsed inbound e-mail (idempotent on its Message-ID); the body kept is the reply text."""
+    return store_inbound(
+        session,
+        channel="email",
+        provider_id=parsed.provider_id,
+        from_address=parsed.from_address,
+        to_address=", ".join(parsed.to_addresses)[:254] or None,
+        body=parsed.reply_text,
+        raw=parsed.raw,
+    )
+
+
 def find_member(session: Session, channel: str, address: str) -> Member | None:
     """The member this address belongs to (most recently updated, if an address is shared)."""
     column = Member.phone if channel == "sms" else Member.email
@@ -73,10 +89,9 @@ def find_member(session: Session, channel: str, address: str) -> Member | None:
     return session.scalars(stmt).first()
 
 
-def open_survey(session: Session, member_id: int, now: dt.datetime) -> Message | None:
-    """The most recent survey sent to the member within the reply window that has no answer yet."""
+def _open_surveys(member_id: int, now: dt.datetime):
     answered = select(SurveyResponse.message_id).where(SurveyResponse.answer != ReplyIntent.UNCLEAR.value)
-    stmt = (
+    return (
         select(Message)
         .join(Campaign, Campaign.id == Message.campaign_id)
         .where(
@@ -86,13 +101,18 @@ def open_survey(session: Session, member_id: int, now: dt.datetime) -> Message |
             Message.sent_at >= now - SURVEY_REPLY_WINDOW,
             Message.id.not_in(answered),
         )
-        .order_by(Message.sent_at.desc())
-        .limit(1)
     )
+
+
+def open_survey(session: Session, member_id: int, now: dt.datetime) -> Message | None:
+    """The most recent survey sent to the member within the reply window that has no answer yet."""
+    stmt = _open_surveys(member_id, now).order_by(Message.sent_at.desc()).limit(1)
     return session.scalars(stmt).first()
 
 
-def process_inbound(session: Session, inbound_id: int, now: dt.datetime | None = None) -> ReplyOutcome:
+def process_inbound(
+    session: Session, inbound_id: int, now: dt.datetime | None = None, secret_key: str = ""
+) -> ReplyOutcome:
     """Match, parse and act on one stored reply; a second call changes nothing."""
     now = now or utcnow()
     inbound = session.get(InboundMessage, inbound_id, with_for_update=True)
@@ -100,45 +120,77 @@ def process_inbound(session: Session, inbound_id: int, now: dt.datetime | None =
         raise LookupError(f"inbound message {inbound_id} does not exist")
     if inbound.status is not InboundStatus.RECEIVED:
         return _outcome(session, inbound)
-    member = find_member(session, inbound.channel, inbound.from_address)
-    opted_out = member is not None and not (
-        member.sms_consent if inbound.channel == "sms" else member.email_consent
-    )
+    member, survey = match_reply(session, inbound, now, secret_key)
+    opted_out = member is not None and not _consented(member, inbound.channel)
     parsed = parse_reply(inbound.body, opted_out=opted_out)
-    inbound.intent = parsed.intent.value
-    inbound.processed_at = now
+    inbound.intent, inbound.processed_at = parsed.intent.value, now
+    inbound.member_id = member.id if member else None
+    inbound.status = InboundStatus.PROCESSED
     if member is None:
         inbound.status = InboundStatus.UNMATCHED
-        return _outcome(session, inbound)
-    inbound.member_id = member.id
-    if parsed.intent in (ReplyIntent.OPT_OUT, ReplyIntent.OPT_IN):
+    elif parsed.intent in (ReplyIntent.OPT_OUT, ReplyIntent.OPT_IN):
         granted = parsed.intent is ReplyIntent.OPT_IN
         record_consent(
             session, member.id, inbound.channel, granted, f"{inbound.channel}_reply", inbound.body, now
         )
-        inbound.status = InboundStatus.PROCESSED
-        return _outcome(session, inbound)
-    if parsed.intent is ReplyIntent.HELP:
-        inbound.status = InboundStatus.PROCESSED
-        return _outcome(session, inbound)
-    survey = open_survey(session, member.id, now)
-    if survey is None:
+    elif parsed.intent is ReplyIntent.HELP:
+        pass
+    elif survey is None:
         inbound.status = InboundStatus.UNMATCHED
-        return _outcome(session, inbound)
-    inbound.message_id = survey.id
-    response = SurveyResponse(
-        inbound_id=inbound.id,
-        message_id=survey.id,
-        member_id=member.id,
-        campaign_id=survey.campaign_id,
-        answer=parsed.intent.value,
-        comment=parsed.comment or None,
-        created_at=now,
+    else:
+        inbound.message_id = survey.id
+        response = SurveyResponse(
+            inbound_id=inbound.id,
+            message_id=survey.id,
+            member_id=member.id,
+            campaign_id=survey.campaign_id,
+            answer=parsed.intent.value,
+            comment=parsed.comment or None,
+            created_at=now,
+        )
+        session.add(response)
+        session.flush()
+        return ReplyOutcome(inbound.id, inbound.intent, inbound.status, response.id, member.id)
+    return _outcome(session, inbound)
+
+
+def _consented(member: Member, channel: str) -> bool:
+    return member.sms_consent if channel == "sms" else member.email_consent
+
+
+def match_reply(
+    session: Session, inbound: InboundMessage, now: dt.datetime, secret_key: str = ""
+) -> tuple[Member | None, Message | None]:
+    """Who replied, and to which open survey.
+
+    E-mail first tries what the reply names (our signed reply address, then In-Reply-To/References);
+    SMS, and e-mail without those, go by the sender's address to their most recent open survey.
+    """
+    named = _named_message(session, inbound, secret_key) if inbound.channel == "email" else None
+    if named is not None:
+        member = session.get(Member, named.member_id)
+        return member, named if _is_open_survey(session, named, now) else None
+    member = find_member(session, inbound.channel, inbound.from_address)
+    return member, open_survey(session, member.id, now) if member else None
+
+
+def _named_message(session: Session, inbound: InboundMessage, secret_key: str) -> Message | None:
+    headers = (inbound.raw or {}).get("headers", {})
+    addresses = [inbound.to_address or "", headers.get("To", ""), headers.get("Delivered-To", "")]
+    if secret_key and (message_id := message_id_from_addresses(secret_key, addresses)):
+        return session.get(Message, message_id)
+    references = re.findall(
+        r"<[^<>\s]+>", " ".join([headers.get("In-Reply-To", ""), headers.get("References", "")])
     )
-    session.add(response)
-    inbound.status = InboundStatus.PROCESSED
-    session.flush()
-    return ReplyOutcome(inbound.id, inbound.intent, inbound.status, response.id, member.id)
+    if references:
+        stmt = select(Message).where(Message.provider_id.in_(references)).order_by(Message.id.desc()).limit(1)
+        return session.scalars(stmt).first()
+    return None
+
+
+def _is_open_survey(session: Session, message: Message, now: dt.datetime) -> bool:
+    stmt = _open_surveys(message.member_id, now).where(Message.id == message.id)
+    return session.scalars(stmt).first() is not None
 
 
 def _outcome(session: Session, inbound: InboundMessage) -> ReplyOutcome:

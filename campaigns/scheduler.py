@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, case, literal, select
 from sqlalchemy.orm import Session
 
+from campaigns.audience_filters import member_conditions
 from campaigns.audiences import AUDIENCES
 from campaigns.campaign import Campaign, CampaignStatus
 from campaigns.message import Message, MessageStatus
@@ -88,7 +89,8 @@ def enqueue_due(session: Session, campaign: Campaign, due, now: dt.datetime) -> 
         literal(now),
         literal(now),
     ).join_from(due, Member, Member.id == due.c.member_id)
-    rows = rows.where(literal(True))  # SQLite needs a WHERE to parse INSERT … SELECT … ON CONFLICT
+    # The audience filter narrows every kind; literal(True) keeps a WHERE, which SQLite's upsert parser needs.
+    rows = rows.where(literal(True), *member_conditions(campaign.settings.get("audience")))
     columns = [
         "campaign_id",
         "member_id",

@@ -8,26 +8,35 @@ its outcome is committed right after; a worker that dies in between leaves ``sen
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
-from templating.render import TemplateError, render_message
 
-from campaigns.campaign import Campaign
 from campaigns.context import load_batch, message_context, subject_items
+from campaigns.guardrails import GuardContext, Verdict, check, count_send
 from campaigns.message import Message, MessageEvent, MessageStatus
-from campaigns.quiet_hours import next_allowed
+from campaigns.reply_tokens import reply_address, reply_token
+from campaigns.unsubscribe import unsubscribe_mac
 from channels.base import Channel, OutboundMessage, SendOutcome, SendResult
 from database.base import utcnow
 from membership.consent import record_consent
-from membership.member import ContactHold, Member
-from membership.store import Store
+from templating.render import TemplateError, render_message
 
 MAX_ATTEMPTS = 5
 STALE_CLAIM = dt.timedelta(minutes=10)
 OPTED_OUT_CODE = "21610"  # Twilio: the recipient replied STOP to this sender
 SENDABLE = (MessageStatus.PENDING, MessageStatus.DEFERRED)
+
+
+@dataclass(frozen=True)
+class SendConfig:
+    """What sending needs from settings: where callbacks go, how replies find their message."""
+
+    public_url: str
+    secret_key: str = ""
+    reply_address: str = ""  # e.g. reply@shop.example; empty: no per-message Reply-To
 
 
 @dataclass
@@ -78,26 +87,48 @@ def has_due(session: Session, channel: str, now: dt.datetime | None = None) -> b
 
 
 def send_claimed(
-    session: Session, channel: Channel, ids: list[int], public_url: str, now: dt.datetime | None = None
+    session: Session,
+    channel: Channel,
+    ids: list[int],
+    config: SendConfig,
+    now: dt.datetime | None = None,
+    before_send: Callable[[], None] | None = None,
 ) -> SendReport:
-    """Send each claimed message through ``channel``, committing each outcome as soon as it is known."""
+    """Send each claimed message through ``channel``, committing each outcome as soon as it is known.
+
+    ``before_send`` is called right before each provider call (the per-sender rate limiter).
+    """
     report = SendReport()
     batch = load_batch(session, ids)
+    start = now or utcnow()
     items = subject_items(session, [m.purchase_id for m, *_ in batch if m.purchase_id])
-    held = _members_on_hold(session, [m.member_id for m, *_ in batch])
+    guard = GuardContext.load(session, [m.member_id for m, *_ in batch], start, [m.id for m, *_ in batch])
     for message, member, store, campaign in batch:
         moment = now or utcnow()
-        state = _send_one(session, channel, message, member, store, campaign, items, held, public_url, moment)
+        verdict = check(message, member, store, campaign, guard, moment)
+        if verdict:
+            state = _stop(session, message, verdict, moment)
+        else:
+            count_send(guard, member.id, campaign, moment)
+            state = _send_one(
+                session, channel, message, member, store, campaign, items, config, moment, before_send
+            )
         report.add(state)
         session.commit()
     return report
 
 
-def _send_one(session, channel, message, member, store, campaign, items, held, public_url, now) -> str:
-    blocked = _guard(message, member, store, campaign, held, now)
-    if blocked:
-        session.add(MessageEvent(message_id=message.id, status=blocked, detail=message.reason, at=now))
-        return blocked
+def _stop(session: Session, message: Message, verdict: Verdict, now: dt.datetime) -> str:
+    message.status, message.reason = verdict.status, verdict.reason
+    if verdict.retry_at:
+        message.send_after = verdict.retry_at
+    session.add(
+        MessageEvent(message_id=message.id, status=verdict.status.value, detail=verdict.reason, at=now)
+    )
+    return verdict.status.value
+
+
+def _send_one(session, channel, message, member, store, campaign, items, config, now, before_send) -> str:
     item = items.get(message.purchase_id) if message.purchase_id else None
     content = campaign.content_for(message.channel, member.locale)
     if content is None:
@@ -110,17 +141,38 @@ def _send_one(session, channel, message, member, store, campaign, items, held, p
     except TemplateError as exc:
         return _finish(session, message, MessageStatus.FAILED, now, error=f"template: {exc}")
     message.body, message.subject = rendered.text, rendered.subject
-    outbound = OutboundMessage(
+    outbound = _outbound(message, rendered, config)
+    if before_send:
+        before_send()
+    return record_result(session, message, channel.send(outbound), now)
+
+
+def _outbound(message: Message, rendered, config: SendConfig) -> OutboundMessage:
+    base = config.public_url.rstrip("/")
+    if message.channel == "sms":
+        return OutboundMessage(
+            message_id=message.id,
+            to=message.to_address or "",
+            body=rendered.text,
+            status_callback=f"{base}/webhooks/twilio/status",
+        )
+    reply_to = None
+    if config.reply_address and config.secret_key:
+        message.reply_token = reply_token(config.secret_key, message.id)
+        reply_to = reply_address(config.reply_address, message.reply_token)
+    unsubscribe = f"{base}/u/{message.id}-{unsubscribe_mac(config.secret_key, message.id)}"
+    return OutboundMessage(
         message_id=message.id,
         to=message.to_address or "",
         body=rendered.text,
         subject=rendered.subject,
         html=rendered.html,
-        status_callback=f"{public_url.rstrip('/')}/webhooks/twilio/status"
-        if message.channel == "sms"
-        else None,
+        reply_to=reply_to,
+        headers={
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
     )
-    return record_result(session, message, channel.send(outbound), now)
 
 
 def _email_parts(content) -> dict[str, str]:
@@ -128,39 +180,6 @@ def _email_parts(content) -> dict[str, str]:
     if content.html:
         parts["text"] = content.body
     return parts
-
-
-def _guard(
-    message, member: Member, store: Store | None, campaign: Campaign, held: set[int], now
-) -> str | None:
-    """Re-check at send time what may have changed since the tick; returns the state set, if any."""
-    consented = member.sms_consent if message.channel == "sms" else member.email_consent
-    if not consented:
-        message.status, message.reason = MessageStatus.SUPPRESSED, f"{message.channel} consent withdrawn"
-        return message.status.value
-    if not campaign.transactional and member.id in held:
-        message.status, message.reason = MessageStatus.DEFERRED, "promotions paused: open complaint"
-        message.send_after = now + dt.timedelta(days=1)
-        return message.status.value
-    timezone = member.timezone or (store.timezone if store else "UTC")
-    quiet = (store.quiet_start, store.quiet_end) if store else ("21:00", "08:00")
-    quiet = tuple(campaign.settings.get("quiet_hours") or quiet)
-    allowed = next_allowed(now, timezone, quiet)
-    if allowed > now:
-        message.status = MessageStatus.DEFERRED
-        message.reason = f"quiet hours {quiet[0]}–{quiet[1]} in {timezone}"
-        message.send_after = allowed
-        return message.status.value
-    return None
-
-
-def _members_on_hold(session: Session, member_ids: list[int]) -> set[int]:
-    if not member_ids:
-        return set()
-    stmt = select(ContactHold.member_id).where(
-        ContactHold.member_id.in_(set(member_ids)), ContactHold.released_at.is_(None)
-    )
-    return set(session.scalars(stmt))
 
 
 def record_result(session: Session, message: Message, result: SendResult, now: dt.datetime) -> str:

@@ -69,3 +69,24 @@ def hash_bucket(key: ColumnElement, salt: int) -> ColumnElement:
     """A stable 0–99 bucket for an integer key and a salt; identical on both databases (holdout)."""
     big = cast(key, BigInteger) * literal(2654435761, BigInteger) + literal(salt * 40503 + 12345, BigInteger)
     return (big % literal(1000003, BigInteger)) % 100
+
+
+class json_array_contains(FunctionElement):
+    """True when a JSON array column holds the given string."""
+
+    inherit_cache = True
+
+
+@compiles(json_array_contains, "postgresql")
+def _json_contains_pg(element, compiler, **kw):
+    column, value = list(element.clauses)
+    return f"(CAST({compiler.process(column, **kw)} AS JSONB) ? {compiler.process(value, **kw)})"
+
+
+@compiles(json_array_contains, "sqlite")
+def _json_contains_sqlite(element, compiler, **kw):
+    column, value = list(element.clauses)
+    return (
+        f"EXISTS (SELECT 1 FROM json_each({compiler.process(column, **kw)}) "
+        f"WHERE json_each.value = {compiler.process(value, **kw)})"
+    )

@@ -11,12 +11,14 @@ import logging
 
 from flask import current_app
 
+from campaigns.health import pause_failing_campaigns
 from campaigns.scheduler import tick as scheduler_tick
-from campaigns.sending import claim_batch, expire_stale_claims, has_due, send_claimed
+from campaigns.sending import SendConfig, claim_batch, expire_stale_claims, has_due, send_claimed
 from channels.registry import build_channel
 from database.appsession import session_scope
 from database.base import utcnow
-from jobs.connection import queue
+from jobs.connection import queue, redis
+from jobs.rate_limit import RateLimiter
 from service.intake import handle_reply
 from settings import Settings
 
@@ -66,6 +68,7 @@ def drain(channel: str, max_batches: int = 50) -> dict:
     """Send due messages of one channel in claimed batches until none are due (or the budget is spent)."""
     settings = _settings()
     sender = build_channel(channel, settings)
+    throttle = _limiter(channel, settings)
     totals: dict[str, int] = {}
     try:
         for _ in range(max_batches):
@@ -74,7 +77,10 @@ def drain(channel: str, max_batches: int = 50) -> dict:
             if not ids:
                 break
             with session_scope() as session:
-                report = send_claimed(session, sender, ids, settings.public_url)
+                report = send_claimed(session, sender, ids, _send_config(settings), before_send=throttle)
+                paused = pause_failing_campaigns(session)
+            if paused:
+                log.warning("paused campaigns %s after too many send errors", paused)
             for state, n in report.counts.items():
                 totals[state] = totals.get(state, 0) + n
         else:
@@ -84,10 +90,22 @@ def drain(channel: str, max_batches: int = 50) -> dict:
     return totals
 
 
+def _send_config(settings: Settings) -> SendConfig:
+    return SendConfig(settings.public_url, settings.secret_key, settings.reply_address)
+
+
+def _limiter(channel: str, settings: Settings):
+    rate = settings.sms_rate_per_second if channel == "sms" else settings.email_rate_per_second
+    if not rate:
+        return None
+    sender = settings.twilio_messaging_service_sid or settings.twilio_from or settings.email_from
+    return RateLimiter(redis(), f"{channel}:{sender}", rate).acquire
+
+
 def process_reply(inbound_id: int) -> dict:
     """Process one stored inbound reply (idempotent)."""
     with session_scope() as session:
-        outcome, task_id = handle_reply(session, inbound_id)
+        outcome, task_id = handle_reply(session, inbound_id, secret_key=_settings().secret_key)
     return {"status": outcome.status.value, "intent": outcome.intent, "task_id": task_id}
 
 
@@ -107,3 +125,31 @@ def sweep_replies(older_than_seconds: int = 60) -> int:
     for inbound_id in ids:
         queue("default").enqueue(process_reply, inbound_id, job_id=f"reply-{inbound_id}", result_ttl=60)
     return len(ids)
+
+
+def poll_imap() -> int:
+    """Store new replies from the configured mailbox (marking them seen only once stored), then process them."""
+    from campaigns.replies import store_email
+    from channels.email_inbound import parse_inbound_email
+    from channels.imap_inbound import ImapMailbox
+
+    settings = _settings()
+    if not settings.imap_url:
+        return 0
+    stored = 0
+    with ImapMailbox(settings.imap_url) as mailbox:
+        for uid, raw in mailbox.unseen():
+            try:
+                parsed = parse_inbound_email(raw)
+            except ValueError as exc:
+                log.warning("IMAP message %s is not a usable e-mail (%s); left unseen for staff", uid, exc)
+                continue
+            with session_scope() as session:
+                inbound, created = store_email(session, parsed)
+            mailbox.mark_seen(uid)  # only after the commit: a crash before it means a re-read, not a loss
+            stored += 1
+            if created:
+                queue("default").enqueue(
+                    process_reply, inbound.id, job_id=f"reply-{inbound.id}", result_ttl=60
+                )
+    return stored

@@ -75,7 +75,7 @@ def claim_next(session: Session, staff_id: int, now: dt.datetime | None = None) 
         .returning(CallTask.id)
     )
     task_id = session.scalar(stmt)
-    return session.get(CallTask, task_id) if task_id else None
+    return session.get(CallTask, task_id, populate_existing=True) if task_id else None
 
 
 def log_outcome(

@@ -74,6 +74,7 @@ def app_config(db_url, redis_url, tmp_path):
         "secret_key": "test-secret",
         "public_url": "https://huifang.example.com",
         "twilio_auth_token": "test-auth-token",
+        "inbound_token": "inbound-secret",
         "testing": True,
         "csrf": False,
     }

@@ -78,7 +78,9 @@ class Factory:
         self.session.flush()
 
     def campaign(self, kind: CampaignKind = CampaignKind.SURVEY, **kw) -> Campaign:
-        settings = kw.pop("settings", {"days_after": 3, "window_days": 7, "lead_days": 7, "window_days_r": 14})
+        settings = kw.pop(
+            "settings", {"days_after": 3, "window_days": 7, "lead_days": 7, "window_days_r": 14}
+        )
         campaign = Campaign(
             name=kw.pop("name", f"{kind.value} campaign"),
             kind=kind,
@@ -90,7 +92,9 @@ class Factory:
         )
         campaign.contents = [
             CampaignContent(channel="sms", locale="en", body="Hi {{ member.preferred_name }}, reply 1 or 2"),
-            CampaignContent(channel="sms", locale="zh-CN", body="{{ member.preferred_name }}您好，满意回复1，不满意回复2"),
+            CampaignContent(
+                channel="sms", locale="zh-CN", body="{{ member.preferred_name }}您好，满意回复1，不满意回复2"
+            ),
             CampaignContent(
                 channel="email", locale="en", subject="About {{ product.name }}", body="", html="<p>Hi</p>"
             ),
@@ -101,4 +105,6 @@ class Factory:
 
     def staff(self, role: Role = Role.AGENT, password: str = "password123", **kw):
         n = next(_seq)
-        return create_staff(self.session, kw.get("email", f"staff{n}@example.com"), f"Staff {n}", password, role)
+        return create_staff(
+            self.session, kw.get("email", f"staff{n}@example.com"), f"Staff {n}", password, role
+        )

@@ -16,7 +16,9 @@ NOW = dt.datetime(2026, 6, 15, 4, 0)
 
 
 def _task(session, member, **kw):
-    task = CallTask(member_id=member.id, reason="unsatisfied", due_at=NOW + dt.timedelta(hours=24), **kw)
+    kw.setdefault("due_at", NOW + dt.timedelta(hours=24))
+    kw.setdefault("next_attempt_at", NOW)
+    task = CallTask(member_id=member.id, reason="unsatisfied", **kw)
     session.add(task)
     session.flush()
     session.add(ContactHold(member_id=member.id, reason="open complaint", source_ref=f"task:{task.id}"))

@@ -17,9 +17,7 @@ from service.task import CallTask, TaskStatus
 
 
 def _work(app):
-    worker = SimpleWorker(
-        [queue(name) for name in QUEUES], connection=redis(app), serializer=JSONSerializer
-    )
+    worker = SimpleWorker([queue(name) for name in QUEUES], connection=redis(app), serializer=JSONSerializer)
     assert worker.work(burst=True)
     return worker
 
@@ -55,7 +53,9 @@ def test_purchase_to_call_task(app, session, factory, client):
     response = _signed_post(client, "/webhooks/twilio/sms", params)
     assert response.status_code == 200 and b"<Response>" in response.data
     assert "客服" in response.get_data(as_text=True)  # the member's language
-    again = _signed_post(client, "/webhooks/twilio/sms", params)  # Twilio retries: acknowledged, not reprocessed
+    again = _signed_post(
+        client, "/webhooks/twilio/sms", params
+    )  # Twilio retries: acknowledged, not reprocessed
     assert again.status_code == 200
     _work(app)
 

@@ -18,7 +18,11 @@ ZONES = ["Asia/Shanghai", "Europe/London", "America/Los_Angeles", "Australia/Syd
         (dt.datetime(2026, 6, 15, 4, 0), "Asia/Shanghai", dt.datetime(2026, 6, 15, 4, 0)),  # 12:00 local
         (dt.datetime(2026, 6, 15, 14, 0), "Asia/Shanghai", dt.datetime(2026, 6, 16, 0, 0)),  # 22:00 → 08:00
         (dt.datetime(2026, 6, 15, 22, 30), "Asia/Shanghai", dt.datetime(2026, 6, 16, 0, 0)),  # 06:30 → 08:00
-        (dt.datetime(2026, 3, 29, 0, 30), "Europe/London", dt.datetime(2026, 3, 29, 7, 0)),  # DST starts that night
+        (
+            dt.datetime(2026, 3, 29, 0, 30),
+            "Europe/London",
+            dt.datetime(2026, 3, 29, 7, 0),
+        ),  # DST starts that night
         (dt.datetime(2026, 10, 25, 5, 0), "Europe/London", dt.datetime(2026, 10, 25, 8, 0)),  # DST ends
     ],
 )

@@ -85,7 +85,9 @@ def test_holdout_is_stable_and_recorded(session, factory, now):
     members = [factory.member() for _ in range(200)]
     for member in members:
         factory.purchase(member, product, now - 4 * DAY)
-    campaign = factory.campaign(CampaignKind.SURVEY, holdout_pct=20, settings={"days_after": 3, "window_days": 7})
+    campaign = factory.campaign(
+        CampaignKind.SURVEY, holdout_pct=20, settings={"days_after": 3, "window_days": 7}
+    )
 
     tick(session, now)
 
@@ -129,5 +131,7 @@ def test_concurrent_ticks_never_duplicate(app, session, factory, now):
     for t in threads:
         t.join()
     assert errors == []
-    keys = session.execute(select(Message.campaign_id, Message.member_id, Message.subject_ref, Message.step)).all()
+    keys = session.execute(
+        select(Message.campaign_id, Message.member_id, Message.subject_ref, Message.step)
+    ).all()
     assert len(keys) == 300 == len(set(keys))

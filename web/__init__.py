@@ -12,14 +12,16 @@ csrf = CSRFProtect()
 
 def init_app(app: Flask) -> None:
     """Register login, CSRF, security headers and every blueprint."""
-    from web import auth, callbacks, campaigns, members, webhooks
+    from web import auth, callbacks, campaigns, members, unsubscribe, webhooks
 
     csrf.init_app(app)
     auth.init_app(app)
     for module in (auth, campaigns, members, callbacks):
         app.register_blueprint(module.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(unsubscribe.bp)
     csrf.exempt(webhooks.bp)  # webhooks authenticate by signature or token, not by session
+    csrf.exempt(unsubscribe.bp)  # RFC 8058: mail clients POST the one-click link without our form
     app.after_request(_security_headers)
     app.context_processor(lambda: {"now_utc": utcnow})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from channels.reply_parser import parse_reply
@@ -15,7 +16,8 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from campaigns.acknowledgements import acknowledgement
 from campaigns.delivery import apply_provider_status
-from campaigns.replies import find_member, store_inbound
+from campaigns.replies import find_member, store_email, store_inbound
+from channels.email_inbound import parse_inbound_email
 from database.appsession import db_session
 from jobs.connection import queue
 
@@ -89,3 +91,24 @@ def _enqueue_reply(inbound_id: int) -> None:
         queue("default").enqueue(process_reply, inbound_id, job_id=f"reply-{inbound_id}", result_ttl=60)
     except Exception:  # the reply is stored; the tick's sweep re-enqueues it when Redis is back
         log.exception("could not enqueue reply %s; it will be swept later", inbound_id)
+
+
+@bp.post("/email/inbound")
+def email_inbound():
+    """A raw RFC 822 message, as an MTA pipe or a provider's inbound route forwards it."""
+    settings = current_app.extensions["huifang.settings"]
+    supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not settings.inbound_token or not hmac.compare_digest(supplied, settings.inbound_token):
+        log.warning("rejected inbound e-mail webhook without a valid token from %s", request.remote_addr)
+        return jsonify(error="missing or wrong token"), 401
+    try:
+        parsed = parse_inbound_email(request.get_data())
+    except ValueError as exc:
+        log.warning("malformed inbound e-mail: %s", exc)
+        return jsonify(error=str(exc)), 400
+    session = db_session()
+    inbound, created = store_email(session, parsed)
+    session.commit()
+    if created:
+        _enqueue_reply(inbound.id)
+    return jsonify(id=inbound.id, duplicate=not created), 202 if created else 200

@@ -1,0 +1,92 @@
+"""Twilio webhooks: signature check, inbound SMS and status callback parsing, TwiML replies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
+
+from twilio.request_validator import RequestValidator
+
+# Delivery states Twilio reports (Message resource "status"); anything else is a malformed callback.
+TWILIO_STATUSES = frozenset(
+    {
+        "accepted",
+        "scheduled",
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "undelivered",
+        "failed",
+        "receiving",
+        "received",
+        "read",
+        "canceled",
+        "partially_delivered",
+    }
+)
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    provider_id: str
+    from_number: str
+    to_number: str
+    body: str
+    raw: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatusCallback:
+    provider_id: str
+    status: str
+    error_code: str | None = None
+
+
+def verify_twilio_signature(
+    auth_token: str, url: str, params: Mapping[str, str], signature: str | None
+) -> bool:
+    """True when ``X-Twilio-Signature`` matches the URL Twilio called and the POSTed form fields."""
+    if not signature or not auth_token:
+        return False
+    return RequestValidator(auth_token).validate(url, dict(params), signature)
+
+
+def parse_inbound_sms(params: Mapping[str, str]) -> InboundSms:
+    """The fields we need from an incoming-message webhook; ValueError names what is missing."""
+    provider_id = params.get("MessageSid") or params.get("SmsSid") or ""
+    sender = params.get("From") or ""
+    missing = [name for name, value in (("MessageSid", provider_id), ("From", sender)) if not value.strip()]
+    if "Body" not in params:
+        missing.append("Body")
+    if missing:
+        raise ValueError(f"missing field(s): {', '.join(missing)}")
+    if not provider_id.startswith(("SM", "MM")) or len(provider_id) > 64:
+        raise ValueError(f"not a Twilio message sid: {provider_id[:40]!r}")
+    return InboundSms(
+        provider_id=provider_id,
+        from_number=sender.strip(),
+        to_number=(params.get("To") or "").strip(),
+        body=params.get("Body") or "",
+        raw=dict(params),
+    )
+
+
+def parse_status_callback(params: Mapping[str, str]) -> StatusCallback:
+    """A message status callback; ValueError for a missing sid or an unknown status."""
+    provider_id = (params.get("MessageSid") or params.get("SmsSid") or "").strip()
+    status = (params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower()
+    if not provider_id:
+        raise ValueError("missing field: MessageSid")
+    if status not in TWILIO_STATUSES:
+        raise ValueError(f"unknown message status: {status[:40]!r}")
+    error_code = (params.get("ErrorCode") or "").strip() or None
+    return StatusCallback(provider_id, status, error_code)
+
+
+def twiml_message(text: str | None) -> str:
+    """A TwiML response that replies with ``text``, or says nothing when it is None."""
+    if not text:
+        return '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+    return f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{escape(text)}</Message></Response>'

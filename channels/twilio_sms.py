@@ -1,0 +1,99 @@
+"""SMS through Twilio's Messages API, with provider refusals mapped to retry / fail / unknown."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from channels.base import OutboundMessage, SendOutcome, SendResult
+
+TWILIO_API = "https://api.twilio.com"
+# Error codes that will not get better by retrying (invalid/unreachable number, opted out, blocked).
+PERMANENT_CODES = frozenset(
+    {21211, 21212, 21214, 21407, 21408, 21610, 21612, 21614, 30003, 30004, 30005, 30006}
+)
+RETRY_CODES = frozenset({20429, 20500, 20503, 30001, 30022})
+
+
+class _RebasedHttpClient(TwilioHttpClient):
+    """Sends the SDK's requests to another base URL (a regional edge, or a test double on loopback)."""
+
+    def __init__(self, base_url: str, timeout: float):
+        super().__init__(timeout=timeout)
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        if url.startswith(TWILIO_API):
+            url = self.base_url + url[len(TWILIO_API) :]
+        return super().request(method, url, *args, **kwargs)
+
+
+class TwilioSmsChannel:
+    """One Twilio client per worker process; ``send`` never raises for a provider refusal."""
+
+    name = "sms"
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        from_number: str | None = None,
+        messaging_service_sid: str | None = None,
+        api_base_url: str | None = None,
+        timeout: float = 10.0,
+    ):
+        if not account_sid or not auth_token:
+            raise ValueError("Twilio needs HUIFANG_TWILIO_ACCOUNT_SID and HUIFANG_TWILIO_AUTH_TOKEN")
+        if not (from_number or messaging_service_sid):
+            raise ValueError("Twilio needs HUIFANG_TWILIO_FROM or HUIFANG_TWILIO_MESSAGING_SERVICE_SID")
+        http = _RebasedHttpClient(api_base_url or TWILIO_API, timeout)
+        self.client = Client(account_sid, auth_token, http_client=http)
+        self.from_number = from_number
+        self.messaging_service_sid = messaging_service_sid
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        started = time.perf_counter()
+        kwargs: dict[str, str] = {"to": message.to, "body": message.body}
+        if self.messaging_service_sid:
+            kwargs["messaging_service_sid"] = self.messaging_service_sid
+        else:
+            kwargs["from_"] = self.from_number or ""
+        if message.status_callback:
+            kwargs["status_callback"] = message.status_callback
+        try:
+            created = self.client.messages.create(**kwargs)
+        except TwilioRestException as exc:
+            return _refusal(exc, started)
+        except requests.exceptions.ConnectTimeout as exc:
+            return _result(SendOutcome.RETRY, started, error=f"connect timeout: {exc}")
+        except requests.exceptions.Timeout as exc:
+            # The request reached Twilio and may have been accepted: resending could double-send.
+            return _result(SendOutcome.UNKNOWN, started, error=f"timeout after sending: {exc}")
+        except (requests.exceptions.ConnectionError, TwilioException) as exc:
+            return _result(SendOutcome.RETRY, started, error=f"{type(exc).__name__}: {exc}")
+        return _result(SendOutcome.SENT, started, provider_id=created.sid)
+
+    def fetch_status(self, provider_id: str) -> str:
+        """The provider's current status for a message, for reconciling callbacks that never came."""
+        return self.client.messages(provider_id).fetch().status
+
+    def close(self) -> None:
+        session = getattr(self.client.http_client, "session", None)
+        if session is not None:
+            session.close()
+
+
+def _refusal(exc: TwilioRestException, started: float) -> SendResult:
+    code = exc.code
+    retry = exc.status == 429 or exc.status >= 500 or code in RETRY_CODES
+    outcome = SendOutcome.RETRY if retry and code not in PERMANENT_CODES else SendOutcome.FAILED
+    return _result(outcome, started, error_code=str(code or exc.status), error=exc.msg)
+
+
+def _result(outcome: SendOutcome, started: float, **fields) -> SendResult:
+    return SendResult(outcome, latency_ms=(time.perf_counter() - started) * 1000, **fields)

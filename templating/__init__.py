@@ -1,0 +1,1 @@
+"""Marketer-authored templates: a sandboxed Jinja environment, per-channel rendering, SMS segment maths."""
