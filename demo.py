@@ -457,7 +457,10 @@ def run(host: str = "127.0.0.1", port: int = 5000, members: int = 2500, serve: b
         f"  outbox files: {settings.outbox_dir.resolve()}\n"
     )
     try:
-        app.run(host=host, port=port, threaded=True, use_reloader=False)
+        # Not app.run(): Flask ignores it inside its own CLI, which is how ``huifang demo`` runs.
+        from werkzeug.serving import run_simple
+
+        run_simple(host, port, app, threaded=True, use_reloader=False)
     finally:
         child.terminate()
         child.wait(timeout=30)
