@@ -16,6 +16,8 @@ class InboundStatus(enum.StrEnum):
     RECEIVED = "received"  # stored, not yet processed
     PROCESSED = "processed"  # matched and acted upon
     UNMATCHED = "unmatched"  # unknown sender or no open survey: waits in the staff inbox
+    TRIAGE = "triage"  # still unclear after one clarification: a person reads it
+    HANDLED = "handled"  # a staff member dealt with an unmatched or triage reply
     FAILED = "failed"  # processing raised; kept with the error for a retry
 
 
@@ -39,6 +41,9 @@ class InboundMessage(Base):
     intent: Mapped[str | None] = mapped_column(String(20))
     processed_at: Mapped[dt.datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    handled_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    handled_at: Mapped[dt.datetime | None]
+    staff_note: Mapped[str | None] = mapped_column(Text)
 
 
 class SurveyResponse(Base):

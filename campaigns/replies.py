@@ -111,16 +111,32 @@ def open_survey(session: Session, member_id: int, now: dt.datetime) -> Message |
 
 
 def process_inbound(
-    session: Session, inbound_id: int, now: dt.datetime | None = None, secret_key: str = ""
+    session: Session,
+    inbound_id: int,
+    now: dt.datetime | None = None,
+    secret_key: str = "",
+    *,
+    member_id: int | None = None,
 ) -> ReplyOutcome:
-    """Match, parse and act on one stored reply; a second call changes nothing."""
+    """Match, parse and act on one stored reply; a second call changes nothing.
+
+    ``member_id`` is a staff member's decision about who sent an unmatched or triaged reply: it is
+    processed again as if it had come from that member's address.
+    """
     now = now or utcnow()
     inbound = session.get(InboundMessage, inbound_id, with_for_update=True)
     if inbound is None:
         raise LookupError(f"inbound message {inbound_id} does not exist")
-    if inbound.status is not InboundStatus.RECEIVED:
+    reopen = member_id is not None and inbound.status is InboundStatus.UNMATCHED
+    if inbound.status is not InboundStatus.RECEIVED and not reopen:
         return _outcome(session, inbound)
-    member, survey = match_reply(session, inbound, now, secret_key)
+    if reopen:
+        member = session.get(Member, member_id)
+        if member is None:
+            raise LookupError(f"member {member_id} does not exist")
+        survey = open_survey(session, member.id, now)
+    else:
+        member, survey = match_reply(session, inbound, now, secret_key)
     opted_out = member is not None and not _consented(member, inbound.channel)
     parsed = parse_reply(inbound.body, opted_out=opted_out)
     inbound.intent, inbound.processed_at = parsed.intent.value, now
@@ -139,6 +155,9 @@ def process_inbound(
         inbound.status = InboundStatus.UNMATCHED
     else:
         inbound.message_id = survey.id
+        if parsed.intent is ReplyIntent.UNCLEAR and _already_clarified(session, survey.id, inbound.id):
+            # One clarification only; a second unclear answer is for a person to read.
+            inbound.status = InboundStatus.TRIAGE
         response = SurveyResponse(
             inbound_id=inbound.id,
             message_id=survey.id,
@@ -152,6 +171,35 @@ def process_inbound(
         session.flush()
         return ReplyOutcome(inbound.id, inbound.intent, inbound.status, response.id, member.id)
     return _outcome(session, inbound)
+
+
+def _already_clarified(session: Session, message_id: int, inbound_id: int) -> bool:
+    stmt = select(SurveyResponse.id).where(
+        SurveyResponse.message_id == message_id,
+        SurveyResponse.answer == ReplyIntent.UNCLEAR.value,
+        SurveyResponse.inbound_id != inbound_id,
+    )
+    return session.scalars(stmt.limit(1)).first() is not None
+
+
+def needs_clarification(session: Session, member_id: int, now: dt.datetime) -> bool:
+    """Whether an unclear reply from this member should get the "reply 1 or 2" hint (once per survey)."""
+    survey = open_survey(session, member_id, now)
+    return survey is not None and not _already_clarified(session, survey.id, -1)
+
+
+def mark_handled(
+    session: Session, inbound_id: int, staff_id: int, note: str = "", now=None
+) -> InboundMessage:
+    """A person dealt with an unmatched or triaged reply; who, when and how is kept on the row."""
+    inbound = session.get(InboundMessage, inbound_id, with_for_update=True)
+    if inbound is None:
+        raise LookupError(f"inbound message {inbound_id} does not exist")
+    inbound.handled_by, inbound.handled_at = staff_id, now or utcnow()
+    inbound.staff_note = note or inbound.staff_note
+    if inbound.status in (InboundStatus.UNMATCHED, InboundStatus.TRIAGE):
+        inbound.status = InboundStatus.HANDLED
+    return inbound
 
 
 def _consented(member: Member, channel: str) -> bool:

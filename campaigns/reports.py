@@ -58,7 +58,9 @@ def unmatched_replies(session: Session, limit: int = 200) -> list[InboundMessage
     stmt = (
         select(InboundMessage)
         .where(
-            InboundMessage.status.in_([InboundStatus.UNMATCHED, InboundStatus.FAILED, InboundStatus.RECEIVED])
+            InboundMessage.status.in_(
+                [InboundStatus.UNMATCHED, InboundStatus.TRIAGE, InboundStatus.FAILED, InboundStatus.RECEIVED]
+            )
         )
         .order_by(InboundMessage.id.desc())
         .limit(limit)

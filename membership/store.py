@@ -21,3 +21,6 @@ class Store(Base):
     region: Mapped[str] = mapped_column(String(2), default="CN")  # default phone region
     quiet_start: Mapped[str] = mapped_column(String(5), default="21:00")
     quiet_end: Mapped[str] = mapped_column(String(5), default="08:00")
+    # Opening hours (local time): the callback SLA clock only runs while the store's staff are in.
+    opens_at: Mapped[str] = mapped_column(String(5), default="09:00", server_default="09:00")
+    closes_at: Mapped[str] = mapped_column(String(5), default="21:00", server_default="21:00")

@@ -24,8 +24,22 @@ class TaskOutcome(enum.StrEnum):
     RESOLVED = "resolved"
     NO_ANSWER = "no_answer"
     WRONG_NUMBER = "wrong_number"
-    NO_CONTACT = "no_contact"
+    NO_CONTACT = "no_contact"  # the customer asks not to be contacted: opt-out on every channel
     ESCALATED = "escalated"
+
+
+class RootCause(enum.StrEnum):
+    """Why the customer was unhappy, as the agent found out; feeds the complaint report."""
+
+    PRODUCT_DEFECT = "product_defect"
+    WORE_OUT_EARLY = "wore_out_early"
+    WRONG_PRODUCT = "wrong_product"
+    SIZE_OR_FIT = "size_or_fit"
+    STAFF_SERVICE = "staff_service"
+    PRICE = "price"
+    DELIVERY = "delivery"
+    MISUNDERSTANDING = "misunderstanding"
+    OTHER = "other"
 
 
 OPEN_STATES = frozenset({TaskStatus.OPEN, TaskStatus.CLAIMED, TaskStatus.RESCHEDULED})
@@ -52,6 +66,8 @@ class CallTask(Base):
     claim_expires_at: Mapped[dt.datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     outcome: Mapped[str | None] = mapped_column(String(30))
+    root_cause: Mapped[str | None] = mapped_column(String(30))
+    resurvey_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[dt.datetime | None]
 

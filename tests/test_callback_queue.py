@@ -43,7 +43,7 @@ def test_claim_next_takes_the_most_urgent_and_no_answer_reschedules(session, fac
     again = claim_next(session, agent.id, NOW + dt.timedelta(hours=3))
     assert again.id == urgent.id
 
-    log_outcome(session, urgent.id, agent.id, TaskOutcome.RESOLVED, "sent a new rubber", now=NOW)
+    log_outcome(session, urgent.id, agent.id, TaskOutcome.RESOLVED, "sent a new rubber", now=NOW, root_cause="wore_out_early")
     assert urgent.status is TaskStatus.RESOLVED and urgent.closed_at == NOW
     hold = session.scalars(select(ContactHold).where(ContactHold.source_ref == f"task:{urgent.id}")).one()
     assert hold.released_at == NOW
@@ -52,7 +52,7 @@ def test_claim_next_takes_the_most_urgent_and_no_answer_reschedules(session, fac
         "resolved",
     ]
     with pytest.raises(ValueError, match="already resolved"):
-        log_outcome(session, urgent.id, agent.id, TaskOutcome.RESOLVED, now=NOW)
+        log_outcome(session, urgent.id, agent.id, TaskOutcome.RESOLVED, now=NOW, root_cause="other")
 
 
 def test_abandoned_claim_expires(session, factory):

@@ -53,5 +53,5 @@ def test_member_page_shows_the_whole_story_escaped(client, factory, session, now
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "Tenergy rubber" in page and "due: survey" in page
     assert client.get("/members/999999").status_code == 404
-    assert client.get("/inbox").status_code == 200
+    assert client.get("/inbox/").status_code == 200
     assert "survey campaign" in client.get("/campaigns").get_data(as_text=True)

@@ -12,11 +12,11 @@ csrf = CSRFProtect()
 
 def init_app(app: Flask) -> None:
     """Register login, CSRF, security headers and every blueprint."""
-    from web import auth, callbacks, campaigns, members, unsubscribe, webhooks
+    from web import auth, callbacks, campaigns, inbox, members, unsubscribe, webhooks
 
     csrf.init_app(app)
     auth.init_app(app)
-    for module in (auth, campaigns, members, callbacks):
+    for module in (auth, campaigns, members, callbacks, inbox):
         app.register_blueprint(module.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(unsubscribe.bp)

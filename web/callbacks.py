@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
-from accounts.staff import Role
+from accounts.staff import Role, StaffUser
 from database.appsession import db_session
-from service.queue import claim_next, list_tasks, log_outcome, task_context
-from service.task import TaskOutcome
+from membership.store import Store
+from service.queue import claim_next, list_tasks, log_outcome, reassign, task_context
+from service.task import RootCause, TaskOutcome
 from web.auth import roles_required
 
 bp = Blueprint("callbacks", __name__, url_prefix="/callbacks")
@@ -17,10 +19,21 @@ bp = Blueprint("callbacks", __name__, url_prefix="/callbacks")
 @bp.get("/")
 @roles_required(Role.AGENT)
 def queue():
+    session = db_session()
     status = request.args.get("status", "open")
+    if status not in {"open", "all", "claimed", "rescheduled", "resolved", "closed"}:
+        status = "open"
     mine = current_user.id if request.args.get("mine") else None
+    store_id = request.args.get("store", type=int)
+    overdue = bool(request.args.get("overdue"))
+    tasks = list_tasks(session, status=status, staff_id=mine, store_id=store_id, overdue=overdue)
+    stores = session.scalars(select(Store).order_by(Store.name)).all()
     return render_template(
-        "queue.html", tasks=list_tasks(db_session(), status=status, staff_id=mine), status=status
+        "queue.html",
+        tasks=tasks,
+        status=status,
+        stores=stores,
+        filters={"store": store_id, "overdue": overdue, "mine": bool(mine)},
     )
 
 
@@ -39,10 +52,16 @@ def claim():
 @bp.get("/<int:task_id>")
 @roles_required(Role.AGENT)
 def task(task_id: int):
-    context = task_context(db_session(), task_id)
+    session = db_session()
+    context = task_context(session, task_id)
     if context is None:
         abort(404)
-    return render_template("task.html", outcomes=list(TaskOutcome), **context)
+    colleagues = session.scalars(
+        select(StaffUser).where(StaffUser.active.is_(True), StaffUser.role.in_([Role.AGENT, Role.ADMIN]))
+    ).all()
+    return render_template(
+        "task.html", outcomes=list(TaskOutcome), root_causes=list(RootCause), colleagues=colleagues, **context
+    )
 
 
 @bp.post("/<int:task_id>/outcome")
@@ -51,11 +70,39 @@ def outcome(task_id: int):
     session = db_session()
     try:
         chosen = TaskOutcome(request.form.get("outcome", ""))
-        log_outcome(session, task_id, current_user.id, chosen, request.form.get("note", "")[:2000])
+        log_outcome(
+            session,
+            task_id,
+            current_user.id,
+            chosen,
+            request.form.get("note", "")[:2000],
+            root_cause=request.form.get("root_cause") or None,
+            resurvey=bool(request.form.get("resurvey")),
+        )
     except (ValueError, LookupError) as exc:
         session.rollback()
         flash(str(exc))
         return redirect(url_for("callbacks.task", task_id=task_id))
     session.commit()
     flash(f"Task {task_id}: {chosen.value.replace('_', ' ')} logged.")
+    return redirect(url_for("callbacks.queue"))
+
+
+@bp.post("/<int:task_id>/reassign")
+@roles_required(Role.AGENT)
+def reassign_task(task_id: int):
+    session = db_session()
+    to_staff = request.form.get("to", type=int)
+    colleague = session.get(StaffUser, to_staff) if to_staff else None
+    if colleague is None or not colleague.active:
+        flash("Choose an active colleague to hand the task to.")
+        return redirect(url_for("callbacks.task", task_id=task_id))
+    try:
+        reassign(session, task_id, colleague.id, current_user.id)
+    except (ValueError, LookupError) as exc:
+        session.rollback()
+        flash(str(exc))
+        return redirect(url_for("callbacks.task", task_id=task_id))
+    session.commit()
+    flash(f"Task {task_id} handed to {colleague.name}.")
     return redirect(url_for("callbacks.queue"))

@@ -35,9 +35,3 @@ def campaign_list():
     return render_template(
         "campaigns.html", campaigns=campaign_status_counts(session), answers=survey_answer_counts(session)
     )
-
-
-@bp.get("/inbox")
-@roles_required(Role.MARKETER, Role.AGENT)
-def inbox():
-    return render_template("inbox.html", replies=unmatched_replies(db_session()))

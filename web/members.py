@@ -29,7 +29,7 @@ def profile(member_id: int):
     member = session.get(Member, member_id)
     if member is None:
         abort(404)
-    tasks = [task for task, _member in list_tasks(session, status="all", member_id=member_id)]
+    tasks = [task for task, _member, _store in list_tasks(session, status="all", member_id=member_id)]
     return render_template(
         "member.html",
         member=member,

@@ -5,20 +5,21 @@ from __future__ import annotations
 import hmac
 import logging
 
-from channels.reply_parser import parse_reply
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+
+from campaigns.acknowledgements import acknowledgement
+from campaigns.delivery import apply_provider_status
+from campaigns.replies import find_member, needs_clarification, store_email, store_inbound
+from channels.email_inbound import parse_inbound_email
+from channels.reply_parser import ReplyIntent, parse_reply
 from channels.twilio_inbound import (
     parse_inbound_sms,
     parse_status_callback,
     twiml_message,
     verify_twilio_signature,
 )
-from flask import Blueprint, Response, abort, current_app, jsonify, request
-
-from campaigns.acknowledgements import acknowledgement
-from campaigns.delivery import apply_provider_status
-from campaigns.replies import find_member, store_email, store_inbound
-from channels.email_inbound import parse_inbound_email
 from database.appsession import db_session
+from database.base import utcnow
 from jobs.connection import queue
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -64,9 +65,13 @@ def twilio_sms():
         _enqueue_reply(inbound.id)
     member = find_member(session, "sms", sms.from_number)
     opted_out = member is not None and not member.sms_consent
-    text = acknowledgement(
-        parse_reply(sms.body, opted_out=opted_out).intent, member.locale if member else None
-    )
+    intent = parse_reply(sms.body, opted_out=opted_out).intent
+    if intent is ReplyIntent.UNCLEAR and (
+        member is None or not needs_clarification(session, member.id, utcnow())
+    ):
+        text = None  # one hint per survey; after that a person reads it (and strangers get nothing)
+    else:
+        text = acknowledgement(intent, member.locale if member else None)
     return Response(twiml_message(text), mimetype="application/xml")
 
 
