@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from accounts.staff import Role, StaffUser
 from database.appsession import db_session
+from database.base import utcnow
 from membership.store import Store
 from service.queue import claim_next, list_tasks, log_outcome, reassign, task_context
+from service.reports import service_report
 from service.task import RootCause, TaskOutcome
 from web.auth import roles_required
 
@@ -106,3 +110,11 @@ def reassign_task(task_id: int):
     session.commit()
     flash(f"Task {task_id} handed to {colleague.name}.")
     return redirect(url_for("callbacks.queue"))
+
+
+@bp.get("/report")
+@roles_required(Role.AGENT, Role.MARKETER)
+def report():
+    days = min(max(request.args.get("days", 30, type=int), 1), 730)
+    since = utcnow() - dt.timedelta(days=days)
+    return render_template("service_report.html", report=service_report(db_session(), since), days=days)

@@ -6,6 +6,7 @@ import hmac
 import logging
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from campaigns.acknowledgements import acknowledgement
 from campaigns.delivery import apply_provider_status
@@ -24,6 +25,17 @@ from jobs.connection import queue
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
+
+
+@bp.errorhandler(SQLAlchemyError)
+def database_unavailable(exc: SQLAlchemyError):
+    """Never acknowledge what was not stored: a 503 makes the provider deliver it again later."""
+    log.error("webhook %s could not be stored: %s", request.path, exc)
+    try:
+        db_session().rollback()
+    except SQLAlchemyError:  # the connection is gone too; the session is discarded at teardown
+        log.debug("rollback after a database error failed as well", exc_info=True)
+    return jsonify(error="temporarily unable to store the request"), 503
 
 
 def _verified_params() -> dict[str, str]:

@@ -1,0 +1,188 @@
+"""Twilio webhooks with real signatures: valid, forged, altered, wrong URL, unsigned, replayed,
+malformed; the database down gives a 5xx; an unclear reply gets one clarification."""
+
+import datetime as dt
+import logging
+
+import pytest
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
+
+from campaigns.campaign import CampaignKind
+from campaigns.inbound import InboundMessage
+from campaigns.message import Message, MessageStatus
+from database.base import utcnow
+from jobs.connection import QUEUES, queue, redis
+from service.task import CallTask
+
+TOKEN = "test-auth-token"
+BASE = "https://huifang.example.com"
+SMS = "/webhooks/twilio/sms"
+
+
+def _sign(path, params, token=TOKEN, base=BASE):
+    return RequestValidator(token).compute_signature(base + path, params)
+
+
+def _params(sender="+8613800000001", body="2 坏了", sid="SM" + "a" * 32):
+    return {
+        "MessageSid": sid,
+        "AccountSid": "AC" + "0" * 32,
+        "From": sender,
+        "To": "+15005550006",
+        "Body": body,
+    }
+
+
+def _count(session):
+    session.rollback()
+    return session.scalar(select(func.count()).select_from(InboundMessage))
+
+
+def test_valid_signature_is_stored_and_answered_with_twiml(client, session):
+    params = _params()
+    response = client.post(SMS, data=params, headers={"X-Twilio-Signature": _sign(SMS, params)})
+    assert response.status_code == 200 and response.mimetype == "application/xml"
+    assert response.get_data(as_text=True).startswith('<?xml version="1.0" encoding="UTF-8"?><Response>')
+    assert _count(session) == 1
+    row = session.scalars(select(InboundMessage)).one()
+    assert row.raw["Body"] == "2 坏了" and row.provider_id == params["MessageSid"]
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["forged", "altered", "wrong_url", "unsigned", "added_param"],
+)
+def test_bad_signatures_get_403_store_nothing_and_are_logged(client, session, caplog, tamper):
+    params = _params()
+    signature = _sign(SMS, params)
+    if tamper == "forged":
+        signature = _sign(SMS, params, token="someone-elses-token")
+    elif tamper == "altered":
+        params = {**params, "Body": "1"}
+    elif tamper == "wrong_url":
+        signature = _sign(SMS, params, base="https://evil.example.com")
+    elif tamper == "added_param":
+        params = {**params, "Extra": "x"}
+    headers = {} if tamper == "unsigned" else {"X-Twilio-Signature": signature}
+    with caplog.at_level(logging.WARNING, logger="web.webhooks"):
+        response = client.post(SMS, data=params, headers=headers)
+    assert response.status_code == 403
+    assert _count(session) == 0
+    assert any("bad signature" in r.getMessage() for r in caplog.records)
+
+
+def test_replayed_delivery_is_acknowledged_and_stored_once(client, session):
+    params = _params()
+    headers = {"X-Twilio-Signature": _sign(SMS, params)}
+    assert client.post(SMS, data=params, headers=headers).status_code == 200
+    assert client.post(SMS, data=params, headers=headers).status_code == 200
+    assert _count(session) == 1
+
+
+def test_signed_but_malformed_payload_is_a_400_and_logged(client, session, caplog):
+    params = {"MessageSid": "SM" + "b" * 32, "Body": "2"}  # no From
+    with caplog.at_level(logging.WARNING, logger="web.webhooks"):
+        response = client.post(SMS, data=params, headers={"X-Twilio-Signature": _sign(SMS, params)})
+    assert response.status_code == 400 and "From" in response.get_json()["error"]
+    assert _count(session) == 0
+    assert any("malformed" in r.getMessage() for r in caplog.records)
+
+
+def test_status_callbacks_move_forward_only(client, session, factory):
+    member = factory.member()
+    campaign = factory.campaign(CampaignKind.SURVEY)
+    message = Message(
+        campaign_id=campaign.id,
+        member_id=member.id,
+        subject_ref="p1",
+        channel="sms",
+        to_address=member.phone,
+        status=MessageStatus.SENT,
+        sent_at=utcnow(),
+        provider_id="SM" + "c" * 32,
+    )
+    session.add(message)
+    session.commit()
+    path = "/webhooks/twilio/status"
+    for status in ("delivered", "sent", "delivered"):  # late and duplicate callbacks change nothing
+        params = {"MessageSid": message.provider_id, "MessageStatus": status}
+        assert (
+            client.post(path, data=params, headers={"X-Twilio-Signature": _sign(path, params)}).status_code
+            == 204
+        )
+    session.expire_all()
+    assert session.get(Message, message.id).status is MessageStatus.DELIVERED
+    bad = {"MessageSid": message.provider_id, "MessageStatus": "exploded"}
+    assert client.post(path, data=bad, headers={"X-Twilio-Signature": _sign(path, bad)}).status_code == 400
+
+
+def test_database_down_answers_5xx_never_200(app_config, tmp_path, caplog):
+    from app import create_app
+
+    broken = dict(app_config)
+    if app_config["database_url"].startswith("sqlite"):
+        broken["database_url"] = f"sqlite:///{tmp_path}/no-such-dir/huifang.db"
+    else:  # a PostgreSQL nobody listens on: as if the server had stopped
+        broken["database_url"] = "postgresql+psycopg://huifang@127.0.0.1:9/huifang?connect_timeout=2"
+    params = _params()
+    with caplog.at_level(logging.ERROR, logger="web.webhooks"):
+        response = (
+            create_app(broken)
+            .test_client()
+            .post(SMS, data=params, headers={"X-Twilio-Signature": _sign(SMS, params)})
+        )
+    assert response.status_code == 503
+    assert any("could not be stored" in r.getMessage() for r in caplog.records)
+
+
+def _survey(session, factory, member):
+    campaign = factory.campaign(CampaignKind.SURVEY)
+    session.add(
+        Message(
+            campaign_id=campaign.id,
+            member_id=member.id,
+            subject_ref="p1",
+            channel="sms",
+            to_address=member.phone,
+            status=MessageStatus.SENT,
+            sent_at=utcnow() - dt.timedelta(hours=1),
+        )
+    )
+    session.commit()
+
+
+def test_unclear_reply_gets_one_clarification_then_silence(app, client, session, factory):
+    member = factory.member(locale="en")
+    _survey(session, factory, member)
+    worker = SimpleWorker([queue(n) for n in QUEUES], connection=redis(app), serializer=JSONSerializer)
+    texts = []
+    for n, body in enumerate(["what is this?", "huh"]):
+        params = _params(sender=member.phone, body=body, sid=f"SM{n:032d}")
+        texts.append(
+            client.post(SMS, data=params, headers={"X-Twilio-Signature": _sign(SMS, params)}).get_data(
+                as_text=True
+            )
+        )
+        worker.work(burst=True)
+    assert "Reply 1" in texts[0] and "<Message>" not in texts[1]
+    session.rollback()
+    statuses = [r.status.value for r in session.scalars(select(InboundMessage).order_by(InboundMessage.id))]
+    assert statuses == ["processed", "triage"]
+
+
+def test_duplicate_complaints_make_one_reply_and_one_task(app, client, session, factory):
+    member = factory.member()
+    _survey(session, factory, member)
+    params = _params(sender=member.phone, body="2")
+    headers = {"X-Twilio-Signature": _sign(SMS, params)}
+    for _ in range(3):
+        assert client.post(SMS, data=params, headers=headers).status_code == 200
+    SimpleWorker([queue(n) for n in QUEUES], connection=redis(app), serializer=JSONSerializer).work(
+        burst=True
+    )
+    session.rollback()
+    assert _count(session) == 1
+    assert session.scalar(select(func.count()).select_from(CallTask)) == 1
