@@ -109,22 +109,76 @@ def process_reply(inbound_id: int) -> dict:
     return {"status": outcome.status.value, "intent": outcome.intent, "task_id": task_id}
 
 
-def sweep_replies(older_than_seconds: int = 60) -> int:
-    """Re-enqueue replies stored but never processed (e.g. Redis lost its queue)."""
+REPLIES_PENDING_KEY = "huifang:replies-pending"
+
+
+def signal_replies() -> bool:
+    """Make sure a reply drain is on its way: one SET NX per webhook, one job per burst of replies.
+
+    The database, not the queue, says what is pending: the drain reads every stored, unprocessed
+    reply, so a lost job or a Redis restart only delays processing until the next signal or sweep.
+    """
+    if redis().set(REPLIES_PENDING_KEY, "1", nx=True, ex=30):
+        queue("default").enqueue(process_pending_replies, job_timeout=1800, result_ttl=60)
+        return True
+    return False
+
+
+def process_pending_replies(batch: int = 500) -> dict:
+    """Process every stored reply still waiting, oldest first; each in its own transaction."""
     from sqlalchemy import select
+
+    from campaigns.inbound import InboundMessage, InboundStatus
+
+    # Cleared first: a reply stored from now on signals a new drain, so none can fall between two.
+    redis().delete(REPLIES_PENDING_KEY)
+    counts: dict[str, int] = {}
+    failed: set[int] = set()
+    while True:
+        with session_scope() as session:
+            stmt = select(InboundMessage.id).where(InboundMessage.status == InboundStatus.RECEIVED)
+            if failed:
+                stmt = stmt.where(InboundMessage.id.not_in(failed))
+            ids = session.scalars(stmt.order_by(InboundMessage.id).limit(batch)).all()
+        for inbound_id in ids:
+            try:
+                status = process_reply(inbound_id)["status"]
+            except Exception as exc:  # one bad reply must not hold up the others; it is kept with its error
+                log.exception("reply %s could not be processed", inbound_id)
+                _mark_reply_failed(inbound_id, exc)
+                failed.add(inbound_id)
+                status = "failed"
+            counts[status] = counts.get(status, 0) + 1
+        if len(ids) < batch:
+            return counts
+
+
+def _mark_reply_failed(inbound_id: int, exc: Exception) -> None:
+    from campaigns.inbound import InboundMessage, InboundStatus
+
+    with session_scope() as session:
+        row = session.get(InboundMessage, inbound_id)
+        if row is not None and row.status is InboundStatus.RECEIVED:
+            row.status, row.error = InboundStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def sweep_replies(older_than_seconds: int = 60) -> int:
+    """Start a drain when stored replies have waited too long (e.g. Redis lost the queued job)."""
+    from sqlalchemy import func, select
 
     from campaigns.inbound import InboundMessage, InboundStatus
 
     cutoff = utcnow() - dt.timedelta(seconds=older_than_seconds)
     with session_scope() as session:
-        ids = session.scalars(
-            select(InboundMessage.id).where(
+        waiting = session.scalar(
+            select(func.count()).where(
                 InboundMessage.status == InboundStatus.RECEIVED, InboundMessage.received_at < cutoff
             )
-        ).all()
-    for inbound_id in ids:
-        queue("default").enqueue(process_reply, inbound_id, job_id=f"reply-{inbound_id}", result_ttl=60)
-    return len(ids)
+        )
+    if waiting:
+        redis().delete(REPLIES_PENDING_KEY)
+        signal_replies()
+    return waiting
 
 
 def poll_imap() -> int:

@@ -21,7 +21,6 @@ from channels.twilio_inbound import (
 )
 from database.appsession import db_session
 from database.base import utcnow
-from jobs.connection import queue
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
@@ -102,12 +101,12 @@ def twilio_status():
 
 
 def _enqueue_reply(inbound_id: int) -> None:
-    from jobs.tasks import process_reply
+    from jobs.tasks import signal_replies
 
     try:
-        queue("default").enqueue(process_reply, inbound_id, job_id=f"reply-{inbound_id}", result_ttl=60)
-    except Exception:  # the reply is stored; the tick's sweep re-enqueues it when Redis is back
-        log.exception("could not enqueue reply %s; it will be swept later", inbound_id)
+        signal_replies()
+    except Exception:  # the reply is stored; the tick's sweep starts a drain when Redis is back
+        log.exception("could not signal the reply drain for %s; it will be swept later", inbound_id)
 
 
 @bp.post("/email/inbound")
