@@ -65,9 +65,7 @@ class Factory:
             product_id=product.id,
             store_id=member.home_store_id,
             purchased_at=at,
-            quantity=1,
-            amount=Decimal("100"),
-            **kw,
+            **{"quantity": 1, "amount": Decimal("100"), **kw},
         )
         self.session.add(purchase)
         self.session.flush()
