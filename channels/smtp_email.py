@@ -7,10 +7,16 @@ import smtplib
 import ssl
 import time
 from email.message import EmailMessage
+from email.policy import SMTP, default
 from email.utils import formatdate, make_msgid, parseaddr
 from urllib.parse import unquote, urlsplit
 
 from channels.base import OutboundMessage, SendOutcome, SendResult
+
+# CRLF line ends and no raw 8-bit bodies: Chinese text goes base64/quoted-printable, so a server that
+# does not offer 8BITMIME still takes it unchanged.
+_MIME_POLICY = default.clone(cte_type="7bit")
+_WIRE_POLICY = SMTP.clone(cte_type="7bit")
 
 
 class SmtpEmailChannel:
@@ -22,7 +28,7 @@ class SmtpEmailChannel:
         parts = urlsplit(url)
         if parts.scheme not in {"smtp", "smtps", "smtp+starttls"} or not parts.hostname:
             raise ValueError(f"HUIFANG_SMTP_URL must look like smtp://user:pass@host:port, got {url!r}")
-        if not parseaddr(from_address)[1]:
+        if "@" not in parseaddr(from_address)[1]:
             raise ValueError(f"HUIFANG_EMAIL_FROM is not an address: {from_address!r}")
         self.scheme = parts.scheme
         self.host = parts.hostname
@@ -37,12 +43,12 @@ class SmtpEmailChannel:
         self._smtp: smtplib.SMTP | None = None
 
     def build(self, message: OutboundMessage) -> EmailMessage:
-        """The MIME message exactly as it goes on the wire."""
-        email = EmailMessage()
+        """The MIME message exactly as it goes on the wire (7-bit safe, so any server takes it)."""
+        email = EmailMessage(policy=_MIME_POLICY)
         email["From"] = self.from_address
         email["To"] = message.to
         email["Subject"] = message.subject or ""
-        email["Date"] = formatdate(localtime=False)
+        email["Date"] = formatdate(usegmt=True)
         email["Message-ID"] = make_msgid(f"huifang.{message.message_id}", domain=self.domain)
         if message.reply_to:
             email["Reply-To"] = message.reply_to
@@ -55,33 +61,55 @@ class SmtpEmailChannel:
 
     def send(self, message: OutboundMessage) -> SendResult:
         started = time.perf_counter()
-        email = self.build(message)
+        try:
+            email = self.build(message)
+            sender, recipient = parseaddr(self.from_address)[1], parseaddr(message.to)[1]
+            wire = email.as_bytes(policy=_WIRE_POLICY)
+        except (ValueError, TypeError) as exc:
+            # A header with a line break, an unusable address: no server will ever take it.
+            return _result(SendOutcome.FAILED, started, error=f"cannot build the message: {exc}")
+        if not recipient:
+            return _result(SendOutcome.FAILED, started, error=f"not an e-mail address: {message.to!r}")
         try:
             smtp = self._connection()
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
             return _result(SendOutcome.RETRY, started, error=f"cannot connect to SMTP server: {exc}")
+        stage = "envelope"
         try:
-            refused = smtp.send_message(email)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = next(iter(exc.recipients.values()))
-            return _smtp_refusal(code, text, started)
-        except smtplib.SMTPResponseException as exc:
+            smtp.ehlo_or_helo_if_needed()
+            for command, argument, accepted in (("mail", sender, (250,)), ("rcpt", recipient, (250, 251))):
+                code, text = getattr(smtp, command)(argument)
+                if code not in accepted:
+                    self._reset(code)
+                    return _smtp_refusal(code, text, started)
+            # From here the server may have the whole message: a lost answer is not a refusal.
+            stage = "data"
+            code, text = smtp.data(wire)
+        except smtplib.SMTPDataError as exc:  # DATA itself refused, before any of the body was sent
+            self._reset(exc.smtp_code)
             return _smtp_refusal(exc.smtp_code, exc.smtp_error, started)
-        except smtplib.SMTPServerDisconnected as exc:
+        except (OSError, smtplib.SMTPException, UnicodeError) as exc:
             self._drop()
-            return _result(SendOutcome.RETRY, started, error=f"server disconnected: {exc}")
-        except TimeoutError as exc:
-            # DATA may have been accepted before the timeout: a resend could duplicate it.
-            self._drop()
-            return _result(SendOutcome.UNKNOWN, started, error=f"timeout: {exc}")
-        except (OSError, smtplib.SMTPException) as exc:
-            self._drop()
+            if isinstance(exc, UnicodeError):
+                return _result(SendOutcome.FAILED, started, error=f"address needs SMTPUTF8: {exc}")
+            if stage == "data":
+                return _result(SendOutcome.UNKNOWN, started, error=f"no answer after DATA: {exc}")
             return _result(SendOutcome.RETRY, started, error=f"{type(exc).__name__}: {exc}")
-        if refused:
-            code, text = next(iter(refused.values()))
+        if code != 250:
+            self._reset(code)
             return _smtp_refusal(code, text, started)
         return _result(SendOutcome.SENT, started, provider_id=email["Message-ID"])
+
+    def _reset(self, code: int) -> None:
+        """After a refused transaction: RSET to reuse the connection, or drop it if the server is closing."""
+        if code == 421 or self._smtp is None:
+            self._drop()
+            return
+        try:
+            self._smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
@@ -26,6 +27,9 @@ TWILIO_STATUSES = frozenset(
         "partially_delivered",
     }
 )
+
+
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -89,4 +93,6 @@ def twiml_message(text: str | None) -> str:
     """A TwiML response that replies with ``text``, or says nothing when it is None."""
     if not text:
         return '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+    # Characters XML 1.0 cannot carry at all (NUL, most C0 controls) would make Twilio reject the reply.
+    text = _NOT_XML.sub("", text)
     return f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{escape(text)}</Message></Response>'

@@ -8,6 +8,7 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from channels.base import OutboundMessage, SendOutcome, SendResult
 
@@ -16,7 +17,7 @@ TWILIO_API = "https://api.twilio.com"
 PERMANENT_CODES = frozenset(
     {21211, 21212, 21214, 21407, 21408, 21610, 21612, 21614, 30003, 30004, 30005, 30006}
 )
-RETRY_CODES = frozenset({20429, 20500, 20503, 30001, 30022})
+RETRY_CODES = frozenset({20003, 20429, 20500, 20503, 30001, 30022})
 
 
 class _RebasedHttpClient(TwilioHttpClient):
@@ -74,7 +75,12 @@ class TwilioSmsChannel:
         except requests.exceptions.Timeout as exc:
             # The request reached Twilio and may have been accepted: resending could double-send.
             return _result(SendOutcome.UNKNOWN, started, error=f"timeout after sending: {exc}")
-        except (requests.exceptions.ConnectionError, TwilioException) as exc:
+        except requests.exceptions.ConnectionError as exc:
+            if _never_connected(exc):
+                return _result(SendOutcome.RETRY, started, error=f"cannot connect: {exc}")
+            # The connection broke after the request went out ("Connection aborted"): maybe accepted.
+            return _result(SendOutcome.UNKNOWN, started, error=f"connection lost after sending: {exc}")
+        except (requests.exceptions.RequestException, TwilioException) as exc:
             return _result(SendOutcome.RETRY, started, error=f"{type(exc).__name__}: {exc}")
         return _result(SendOutcome.SENT, started, provider_id=created.sid)
 
@@ -88,9 +94,19 @@ class TwilioSmsChannel:
             session.close()
 
 
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when the request cannot have left: refused, unresolvable, TLS or proxy failure."""
+    if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ProxyError)):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
 def _refusal(exc: TwilioRestException, started: float) -> SendResult:
     code = exc.code
-    retry = exc.status == 429 or exc.status >= 500 or code in RETRY_CODES
+    # 401: our credentials, not the message, are wrong; the send can succeed once they are fixed.
+    retry = exc.status in (401, 429) or exc.status >= 500 or code in RETRY_CODES
     outcome = SendOutcome.RETRY if retry and code not in PERMANENT_CODES else SendOutcome.FAILED
     return _result(outcome, started, error_code=str(code or exc.status), error=exc.msg)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,8 +72,25 @@ def _environment(html: bool) -> MarketerSandbox:
 
 
 @functools.lru_cache(maxsize=512)
-def _compile(source: str, html: bool) -> Template:
-    return _environment(html).from_string(source)
+def _compile(source: str, html: bool) -> tuple[Template, dict[str, int]]:
+    """The compiled template and the names it reads from its context (with their first line)."""
+    env = _environment(html)
+    return env.from_string(source), _free_names(env.parse(source))
+
+
+def _assigned_names(tree: nodes.Template) -> set[str]:
+    assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    return assigned | {m.name for m in tree.find_all(nodes.Macro)}
+
+
+def _free_names(tree: nodes.Template) -> dict[str, int]:
+    """Names a template reads from its context, each with the line it first appears on."""
+    assigned = _assigned_names(tree)
+    names: dict[str, int] = {}
+    for name in tree.find_all(nodes.Name):
+        if name.ctx == "load" and name.name not in assigned and name.name not in TEMPLATE_GLOBALS:
+            names.setdefault(name.name, name.lineno)
+    return names
 
 
 def render_part(source: str, context: dict[str, Any], *, html: bool = False, part: str = "body") -> str:
@@ -79,7 +98,11 @@ def render_part(source: str, context: dict[str, Any], *, html: bool = False, par
     if len(source) > MAX_TEMPLATE_CHARS:
         raise TemplateError(f"template is longer than {MAX_TEMPLATE_CHARS} characters", part=part)
     try:
-        template = _compile(source, html)
+        template, names = _compile(source, html)
+        # Only the names our code puts in a context exist: no request, config, self, cycler, lipsum…
+        for name, lineno in names.items():
+            if name not in context and name not in CONTEXT_SCHEMA:
+                raise TemplateError(f"unknown variable {name!r}", lineno=lineno, part=part)
         return bounded_render(_environment(html), lambda: template.generate(context))
     except TemplateSyntaxError as exc:
         raise TemplateError(exc.message or str(exc), lineno=exc.lineno, part=part) from None
@@ -132,10 +155,17 @@ def render_message(
     return RenderedMessage(subject=subject, text=text, html=html, preheader=preheader)
 
 
+# An opt-out instruction the marketer already wrote; a bare "stop" ("stop by our store") is not one.
+_OPT_OUT_INSTRUCTION = re.compile(
+    r"\b(?:reply|text|send|txt)\s+[\"'“]?(?:stop|unsubscribe)\b|\bstop\s+to\s+(?:opt|end|quit|cancel|unsub)"
+    r"|回\s*t|退订",
+    re.I,
+)
+
+
 def with_opt_out_footer(body: str, locale: str | None) -> str:
     """Append the locale's opt-out line unless the marketer already wrote one."""
-    lowered = body.casefold()
-    if "stop" in lowered or "回t" in lowered or "退订" in lowered:
+    if _OPT_OUT_INSTRUCTION.search(unicodedata.normalize("NFKC", body)):
         return body
     return f"{body}\n{opt_out_footer(locale)}"
 
@@ -157,13 +187,17 @@ def _finish_html(html: str, preheader: str | None) -> str:
             + _escape(preheader)
             + "</div>"
         )
-        html = hidden + html
+        body = _BODY_TAG.search(html)
+        html = html[: body.end()] + hidden + html[body.end() :] if body else hidden + html
     if "<style" in html:
         try:
             return css_inline.inline(html)
         except ValueError as exc:
             raise TemplateError(f"CSS cannot be inlined: {exc}", part="html") from None
     return html
+
+
+_BODY_TAG = re.compile(r"<body\b[^>]*>", re.I)
 
 
 def _escape(text: str) -> str:
@@ -207,11 +241,11 @@ def validate_template(parts: dict[str, str], channel: str) -> list[TemplateIssue
 
 def _check_names(tree: nodes.Template, part: str, env: MarketerSandbox) -> list[TemplateIssue]:
     issues = []
-    assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-    known = set(CONTEXT_SCHEMA) | TEMPLATE_GLOBALS | assigned
-    for name in tree.find_all(nodes.Name):
-        if name.ctx == "load" and name.name not in known:
-            issues.append(_unknown(part, "variable", name.name, known, name.lineno))
+    known = set(CONTEXT_SCHEMA) | TEMPLATE_GLOBALS
+    for name, lineno in _free_names(tree).items():
+        if name not in CONTEXT_SCHEMA:
+            issues.append(_unknown(part, "variable", name, known, lineno))
+    assigned = _assigned_names(tree)
     for attr in tree.find_all(nodes.Getattr):
         if isinstance(attr.node, nodes.Name) and attr.node.name not in assigned:
             allowed = CONTEXT_SCHEMA.get(attr.node.name)
@@ -219,7 +253,8 @@ def _check_names(tree: nodes.Template, part: str, env: MarketerSandbox) -> list[
                 issues.append(_unknown(part, f"field of {attr.node.name}", attr.attr, allowed, attr.lineno))
     for flt in tree.find_all(nodes.Filter):
         if flt.name not in env.filters:
-            issues.append(_unknown(part, "filter", flt.name, env.filters, flt.lineno))
+            public = [name for name in env.filters if not name.startswith("_")]
+            issues.append(_unknown(part, "filter", flt.name, public, flt.lineno))
     return issues
 
 

@@ -19,11 +19,12 @@ class SmsSegments:
     units: int  # septets for GSM-7, UTF-16 code units for UCS-2
     segments: int
     per_segment: int  # capacity of one segment at this length (160/153 or 70/67)
+    last_used: int = 0  # units in the last segment (an unsplittable pair may leave a gap before it)
 
     @property
     def remaining(self) -> int:
         """Units left before the next segment starts."""
-        return self.segments * self.per_segment - self.units if self.segments else self.per_segment
+        return self.per_segment - self.last_used
 
 
 def is_gsm7(text: str) -> bool:
@@ -42,18 +43,19 @@ def count_sms(text: str) -> SmsSegments:
         single, multi, encoding = 70, 67, "UCS-2"
     units = sum(sizes)
     if units <= single:
-        return SmsSegments(encoding, units, 1 if units else 0, single)
-    return SmsSegments(encoding, units, _pack(sizes, multi), multi)
+        return SmsSegments(encoding, units, 1 if units else 0, single, units)
+    segments, last_used = _pack(sizes, multi)
+    return SmsSegments(encoding, units, segments, multi, last_used)
 
 
-def _pack(sizes: list[int], capacity: int) -> int:
-    """Segments needed when an escape pair or surrogate pair is never split across two segments."""
+def _pack(sizes: list[int], capacity: int) -> tuple[int, int]:
+    """Segments needed, and units in the last, when an escape or surrogate pair is never split."""
     segments, used = 1, 0
     for size in sizes:
         if used + size > capacity:
             segments, used = segments + 1, 0
         used += size
-    return segments
+    return segments, used
 
 
 def estimated_cost(text: str, price_per_segment: float) -> float:
