@@ -24,8 +24,9 @@ from campaigns.sending import STALE_CLAIM
 from database.base import utcnow
 
 # Look only at claims older than this: by then the worker that claimed the row has recorded its
-# outcome or is dead (RQ kills a drain after its 600 s job timeout), so nobody else is sending it.
-RECONCILE_AFTER = STALE_CLAIM
+# outcome or is dead (a drain times out after 600 s; RQ kills a stuck work horse 60 s later), so
+# nobody can still be sending it when we decide it was never sent.
+RECONCILE_AFTER = STALE_CLAIM + dt.timedelta(minutes=5)
 MAX_LOOKUPS = 6  # inconclusive looks before a row is left for a human
 NEEDS_HUMAN = "needs a human: "
 CLOCK_SKEW = dt.timedelta(minutes=2)
@@ -111,7 +112,7 @@ class TwilioLookup:
         if not message.to_address:
             return Finding(Found.UNSURE, "no recipient address to search by", final=True)
         claimed = message.claimed_at or message.created_at
-        since, until = claimed - CLOCK_SKEW, claimed + STALE_CLAIM + CLOCK_SKEW
+        since, until = claimed - CLOCK_SKEW, claimed + RECONCILE_AFTER + CLOCK_SKEW
         listed = self.channel.client.messages.list(
             to=message.to_address, date_sent_after=since.date().isoformat(), limit=self.page_limit
         )

@@ -39,3 +39,15 @@ def test_senders_are_independent_and_try_acquire_reports_the_wait(redis_url):
     wait = slow.try_acquire()
     assert 0.5 < wait <= 1.0
     assert other.try_acquire() == 0.0
+
+
+def test_late_wake_ups_do_not_drag_the_rate_down(redis_url):
+    """A caller that always oversleeps by 2 ms still gets the configured rate, not 1 / (interval + 2 ms)."""
+    conn = Redis.from_url(redis_url)
+    rate, sends = 100.0, []
+    limiter = RateLimiter(conn, "sms:late-sleeper", rate, sleep=lambda s: time.sleep(s + 0.002))
+    for _ in range(150):
+        limiter.acquire()
+        sends.append(time.monotonic())
+    measured = (len(sends) - 1) / (sends[-1] - sends[0])
+    assert abs(measured - rate) / rate < 0.03, measured
