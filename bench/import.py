@@ -1,0 +1,181 @@
+"""Bench: CSV import into PostgreSQL (issue: Data intake).
+
+Generates a members file (200,000 lines) and a purchases file (1,000,000 lines), imports both
+through ``import_file`` and prints rows/s, the peak RSS of this process, the time of a bare
+``COPY`` of the same purchases file into a plain table, and the ratio of the two.
+Targets: purchases ≥ 100,000 rows/s, members ≥ 20,000 rows/s, peak RSS ≤ 300 MB.
+
+Usage: python bench/import.py [--scale 0.1] [--keep DIR]
+Uses HUIFANG_DATABASE_URL when set (an empty, migrated database), else an embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+
+import membership.importing.runs
+import membership.importing.tokens  # noqa: F401 - the import tables must be in the metadata
+from database.engine import make_engine, make_sessionmaker
+from membership.importing.service import import_file
+
+SKUS = [f"SKU-{i:04d}" for i in range(200)]
+START = dt.datetime(2024, 1, 1, 9, 0)
+
+
+def write_members(path: Path, count: int) -> None:
+    rng = random.Random(1)
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write("card_number,name,phone,email,sms_consent,email_consent,interests,joined_at,store\n")
+        for start in range(0, count, 50_000):
+            out.write(
+                "".join(
+                    f"M{i:08d},Member {i},1{rng.choice('3589')}{i:09d},m{i}@example.com,"
+                    f"{'yes' if i % 3 else 'no'},{'yes' if i % 2 else ''},table-tennis;running,"
+                    f"2023-{1 + i % 12:02d}-{1 + i % 28:02d},S1\n"
+                    for i in range(start, min(start + 50_000, count))
+                )
+            )
+
+
+def write_products(path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("sku,name,category,price,lifetime_days\n")
+        for i, sku in enumerate(SKUS):
+            out.write(f"{sku},Product {i},cat-{i % 12},{10 + i}.90,{30 + i % 300}\n")
+
+
+def write_purchases(path: Path, count: int, members: int) -> None:
+    rng = random.Random(2)
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write("line_id,card_number,sku,purchased_at,quantity,amount\n")
+        for start in range(0, count, 50_000):
+            lines = []
+            for i in range(start, min(start + 50_000, count)):
+                at = START + dt.timedelta(minutes=i % 900_000)
+                lines.append(
+                    f"O{i // 3:08d}-{i % 3},M{rng.randrange(members):08d},{rng.choice(SKUS)},"
+                    f"{at:%Y-%m-%d %H:%M:%S},{1 + i % 3},{rng.randrange(100, 99_999) / 100:.2f}\n"
+                )
+            out.write("".join(lines))
+
+
+def bare_copy(url: str, path: Path) -> float:
+    """Seconds to COPY the purchases file into an unindexed table of text columns."""
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "CREATE TEMP TABLE bare_copy (line_id text, card_number text, sku text, purchased_at text, "
+            "quantity text, amount text)"
+        )
+        started = time.perf_counter()
+        copy_sql = "COPY bare_copy FROM STDIN WITH (FORMAT csv, HEADER true)"
+        with conn.cursor() as cur, cur.copy(copy_sql) as cp, open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                cp.write(block)
+        return time.perf_counter() - started
+
+
+def timed_import(session, kind: str, path: Path) -> tuple[float, object]:
+    started = time.perf_counter()
+    run = import_file(session, kind, path, store_code="S1")
+    return time.perf_counter() - started, run
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="fraction of 1,000,000 purchases / 200,000 members"
+    )
+    parser.add_argument("--keep", type=Path, help="directory for the generated files (kept)")
+    args = parser.parse_args()
+    n_members, n_purchases = int(200_000 * args.scale), int(1_000_000 * args.scale)
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="huifang-import-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    server = None
+    url = os.environ.get("HUIFANG_DATABASE_URL")
+    if not url:
+        from bench._data import start_postgres
+
+        server, url = start_postgres()
+    try:
+        print(f"generating {n_members:,} members and {n_purchases:,} purchases in {workdir} …", flush=True)
+        members, products, purchases = (
+            workdir / "members.csv",
+            workdir / "products.csv",
+            workdir / "purchases.csv",
+        )
+        write_members(members, n_members)
+        write_products(products)
+        write_purchases(purchases, n_purchases, n_members)
+        print(
+            f"  files: {purchases.stat().st_size / 1e6:.0f} MB purchases, {members.stat().st_size / 1e6:.0f} MB members"
+        )
+        print(f"  peak RSS after generating: {peak_rss_mb():.0f} MB")
+
+        engine = make_engine(url)
+        session = make_sessionmaker(engine)()
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn) as conn:
+            conn.execute(
+                "INSERT INTO stores (code, name, timezone, locale, region, quiet_start, quiet_end, opens_at, closes_at) "
+                "VALUES ('S1', 'Bench store', 'Asia/Shanghai', 'zh-CN', 'CN', '21:00', '08:00', '09:00', '21:00') "
+                "ON CONFLICT (code) DO NOTHING"
+            )
+        import_file(session, "products", products, store_code="S1")
+
+        results = {}
+        for kind, path, rows in (("members", members, n_members), ("purchases", purchases, n_purchases)):
+            seconds, run = timed_import(session, kind, path)
+            results[kind] = (seconds, rows / seconds)
+            print(
+                f"{kind:>9}: {rows:,} rows in {seconds:.2f} s = {rows / seconds:,.0f} rows/s "
+                f"(inserted {run.inserted:,}, failed {run.failed:,}, status {run.status.value})",
+                flush=True,
+            )
+        seconds, run = timed_import(session, "purchases", purchases)
+        print(
+            f"purchases again (no changes): {seconds:.2f} s = {n_purchases / seconds:,.0f} rows/s "
+            f"(unchanged {run.unchanged:,})"
+        )
+        copy_s = bare_copy(url, purchases)
+        import_s = results["purchases"][0]
+        print(f"bare COPY of the purchases file into a plain table: {copy_s:.2f} s")
+        print(f"import / bare COPY: {import_s / copy_s:.1f}x")
+        rss = peak_rss_mb()
+        print(f"peak RSS: {rss:.0f} MB")
+        targets = (
+            results["purchases"][1] >= 100_000,
+            results["members"][1] >= 20_000,
+            rss <= 300,
+        )
+        print(
+            "targets (purchases ≥ 100k/s, members ≥ 20k/s, RSS ≤ 300 MB):",
+            ["miss", "met"][all(targets)],
+            targets,
+        )
+        session.close()
+        engine.dispose()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Streaming CSV reading: detect the encoding on a sample, then yield rows with their file line numbers.
+
+Lines are decoded one at a time, so a stray byte spoils only its own row, and memory stays flat
+whatever the file size.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import charset_normalizer
+
+SAMPLE_BYTES = 256 * 1024
+MAX_LINE_BYTES = 1024 * 1024  # a "line" longer than this is not a POS export row
+ENCODINGS = ("auto", "utf-8", "gb18030")
+_CANDIDATES = ("utf_8", "gb18030")  # in order of preference on a tie
+_GB_FAMILY = {"gb2312", "gbk", "gb18030", "cp936", "hz", "iso2022_cn"}
+
+
+class EncodingError(ValueError):
+    """The file's encoding cannot be detected or is not one we can read line by line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A row the CSV layer could not turn into values; ``reason`` says why."""
+
+    reason: str
+
+
+def detect_encoding(sample: bytes) -> str:
+    """A codec name for ``sample``: a BOM decides, else charset-normalizer among the encodings POS
+    exports use (UTF-8, the GB family read as GB18030, its superset).
+
+    When a few corrupt bytes make every candidate fail, the candidate that decodes the most lines
+    wins and the corrupt lines become row errors, rather than the whole file being misread.
+    """
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if not sample.strip():
+        return "utf-8"
+    cut = sample.rfind(b"\n")
+    if len(sample) >= SAMPLE_BYTES and cut > 0:
+        sample = sample[: cut + 1]  # do not let a character cut in half at the end mislead the guess
+    best = charset_normalizer.from_bytes(sample, cp_isolation=list(_CANDIDATES)).best()
+    if best is not None:
+        return checked_encoding(best.encoding)
+    lines = sample.splitlines()
+    scores = {codec: sum(_decodes(line, codec) for line in lines) for codec in _CANDIDATES}
+    if not any(scores.values()):
+        raise EncodingError("cannot detect the file's encoding (binary data?); pass --encoding")
+    return checked_encoding(max(_CANDIDATES, key=lambda codec: scores[codec]))
+
+
+def _decodes(line: bytes, codec: str) -> bool:
+    try:
+        line.decode(codec)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def checked_encoding(name: str) -> str:
+    """The canonical codec for ``name``, refusing encodings that are not ASCII-compatible line by line."""
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        raise EncodingError(f"unknown encoding {name!r}") from None
+    if codec in {"ascii", "utf-8"}:
+        return "utf-8"
+    if codec in _GB_FAMILY:
+        return "gb18030"
+    if codec.startswith(("utf-16", "utf-32")) or "\n".encode(codec) != b"\n":
+        raise EncodingError(f"{codec} files are not supported; save the file as UTF-8 or GB18030")
+    return codec
+
+
+class CsvSource:
+    """One CSV file opened for streaming: ``header`` first, then ``rows()`` yields (line, values)."""
+
+    def __init__(self, stream: BinaryIO, encoding: str = "auto") -> None:
+        self._stream = stream
+        if encoding == "auto":
+            sample = stream.read(SAMPLE_BYTES)
+            stream.seek(0)
+            encoding = detect_encoding(sample)
+        elif encoding.replace("_", "-").lower() in {"utf-8", "utf8"}:
+            # An explicit UTF-8 still tolerates a BOM: Excel writes one.
+            encoding = "utf-8-sig"
+        else:
+            encoding = checked_encoding(encoding)
+        self.encoding = encoding
+        self._bad_lines: dict[int, str] = {}
+        self._lines_read = 0
+        first = self._next_line()
+        self.delimiter = _delimiter(first or "")
+        self._reader = csv.reader(self._lines(first), delimiter=self.delimiter, strict=False)
+        try:
+            header = next(self._reader) if first is not None else []
+        except csv.Error as exc:
+            raise EncodingError(f"cannot read the header row: {exc}") from None
+        if 1 in self._bad_lines:
+            raise EncodingError(f"header row: {self._bad_lines[1]}; pass --encoding")
+        self.header = [cell.strip() for cell in header]
+
+    def _next_line(self) -> str | None:
+        raw = self._stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return None
+        self._lines_read += 1
+        number = self._lines_read
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            self._bad_lines[number] = f"line longer than {MAX_LINE_BYTES} bytes"
+            while raw and not raw.endswith(b"\n"):  # skip the rest without holding it in memory
+                raw = self._stream.readline(MAX_LINE_BYTES + 1)
+            return "\n"
+        try:
+            return raw.decode(self.encoding)
+        except UnicodeDecodeError as exc:
+            self._bad_lines[number] = f"bytes not valid {self.encoding} at byte {exc.start + 1} of the line"
+            return raw.decode(self.encoding, "replace")
+
+    def _lines(self, first: str | None) -> Iterator[str]:
+        line = first
+        while line is not None:
+            yield line
+            line = self._next_line()
+
+    def rows(self) -> Iterator[tuple[int, list[str] | Unreadable]]:
+        """Each data row with the file line it starts on; blank lines are skipped."""
+        width = len(self.header)
+        reader = self._reader
+        start = reader.line_num + 1
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield start, Unreadable(f"malformed CSV: {exc}")
+                start = reader.line_num + 1
+                continue
+            end = reader.line_num
+            line, start = start, end + 1
+            if self._bad_lines:
+                problem = next(
+                    (self._bad_lines.pop(n) for n in range(line, end + 1) if n in self._bad_lines), None
+                )
+                if problem:
+                    yield line, Unreadable(problem)
+                    continue
+            if not values or (len(values) == 1 and not values[0].strip()):
+                continue
+            if len(values) > width and any(v.strip() for v in values[width:]):
+                yield line, Unreadable(f"row has {len(values)} fields but the header has {width}")
+                continue
+            yield line, values
+
+
+def _delimiter(header_line: str) -> str:
+    """Comma unless the header plainly uses tabs or semicolons (spreadsheet "CSV" variants)."""
+    counts = {d: header_line.count(d) for d in (",", "\t", ";")}
+    return max(counts, key=lambda d: (counts[d], d == ","))
+
+
+def open_csv(path: str | Path, encoding: str = "auto") -> tuple[BinaryIO, CsvSource]:
+    """Open ``path`` for streaming; the caller closes the returned stream."""
+    stream = open(path, "rb")  # noqa: SIM115 - handed to the caller, who closes it
+    try:
+        return stream, CsvSource(stream, encoding)
+    except BaseException:
+        stream.close()
+        raise

@@ -1,0 +1,377 @@
+"""Set-based, idempotent writes of validated records, one chunk at a time.
+
+Each chunk is loaded into a temporary staging table (PostgreSQL: COPY; SQLite: executemany) and
+merged with one ``INSERT … SELECT … ON CONFLICT (external id) DO UPDATE … WHERE <something differs>``,
+so re-importing a file rewrites nothing and a corrected file touches only the changed rows.
+Card numbers and SKUs are resolved to ids by joins against the staged chunk, never row by row.
+Columns absent from the file are left alone on existing rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from membership.importing.validation import FIELDS, RowError
+
+_STAGE_TYPES = {
+    "line": "integer", "card_number": "text", "name": "text", "preferred_name": "text", "phone": "text",
+    "email": "text", "locale": "text", "timezone": "text", "tier": "text", "interests": "text",
+    "joined_at": "timestamp", "sms_consent": "boolean", "email_consent": "boolean",
+    "home_store_id": "integer", "sku": "text", "category": "text", "category_name": "text",
+    "price": "numeric", "lifetime_days": "integer", "line_id": "text", "store_id": "integer",
+    "purchased_at": "timestamp", "quantity": "integer", "amount": "numeric",
+}  # fmt: skip
+
+
+@dataclass
+class ChunkResult:
+    """What one chunk did; rows that could not be written come back as errors."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a merge writes: the run that writes, the columns the file carries, and insert defaults."""
+
+    run_id: int | None
+    present: frozenset[str]  # validation field names the source actually supplied
+    source_name: str  # the file name (or "api"), recorded as consent evidence
+    now: dt.datetime
+    default_locale: str = "zh-CN"
+
+
+class Writer:
+    """Stage and merge chunks of one kind for one run; the caller owns the transaction."""
+
+    kind = ""
+    key = ""
+
+    def __init__(self, session: Session, target: Target) -> None:
+        self.session = session
+        self.target = target
+        self.dialect = session.get_bind().dialect.name
+        self.stage = f"import_stage_{self.kind}"
+        self.fields = FIELDS[self.kind]
+
+    # -- staging -----------------------------------------------------------------------------------
+
+    def load(self, records: Sequence[tuple]) -> None:
+        """Put ``records`` (and only them) in the staging table."""
+        columns = ", ".join(f"{f} {_STAGE_TYPES[f]}" for f in self.fields)
+        if self.dialect == "postgresql":
+            # ON COMMIT DROP: each chunk is its own transaction, so no table outlives its chunk.
+            self._sql(f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({columns}) ON COMMIT DROP")
+            self._sql(f"TRUNCATE {self.stage}")
+            raw = self.session.connection().connection.driver_connection
+            with (
+                raw.cursor() as cur,
+                cur.copy(f"COPY {self.stage} ({', '.join(self.fields)}) FROM STDIN") as cp,
+            ):
+                for record in records:
+                    cp.write_row(record)
+        else:
+            self._sql(f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({columns})")
+            self._sql(f"DELETE FROM {self.stage}")
+            marks = ", ".join("?" * len(self.fields))
+            raw = self.session.connection().connection.driver_connection
+            raw.executemany(f"INSERT INTO temp.{self.stage} VALUES ({marks})", map(_sqlite_values, records))
+
+    def write(self, records: Sequence[tuple]) -> ChunkResult:
+        """Stage and merge one chunk (keys must be unique within it)."""
+        if not records:
+            return ChunkResult()
+        self.load(records)
+        result = self.merge(len(records))
+        if self.dialect != "postgresql":
+            self._sql(f"DELETE FROM {self.stage}")
+        return result
+
+    def merge(self, staged: int) -> ChunkResult:
+        raise NotImplementedError
+
+    # -- SQL helpers -------------------------------------------------------------------------------
+
+    def _sql(self, sql: str, **params):
+        if self.dialect != "postgresql":
+            params = {k: _sqlite_value(v) for k, v in params.items()}
+        return self.session.execute(text(sql), params)
+
+    def _changed(self, table: str, assignments: dict[str, str]) -> str:
+        """The DO UPDATE's WHERE: true only when some assigned column would really change."""
+        if self.dialect == "postgresql":
+            old = ", ".join(_pg_comparable(table, col, f"{table}.{col}") for col in assignments)
+            new = ", ".join(_pg_comparable(table, col, expr) for col, expr in assignments.items())
+            return f"ROW({old}) IS DISTINCT FROM ROW({new})"
+        return " OR ".join(f"{table}.{col} IS NOT {expr}" for col, expr in assignments.items())
+
+    def _upsert(
+        self, table: str, key: str, insert_cols: dict[str, str], source: str, assignments: dict[str, str]
+    ) -> tuple[int | None, int]:
+        """``INSERT INTO table … SELECT … ON CONFLICT (key) DO UPDATE … WHERE <differs>``.
+
+        Returns (inserted, written); PostgreSQL tells inserts from updates (xmax = 0), SQLite does not
+        (inserted is None) and the caller counts existing keys beforehand.
+        """
+        sets = dict(assignments)
+        if self.target.run_id is not None and table in tracked_tables():
+            insert_cols = {**insert_cols, "last_import_run_id": ":run_id"}
+            sets["last_import_run_id"] = "excluded.last_import_run_id"
+        if table == "members":
+            sets["updated_at"] = "excluded.updated_at"
+        set_sql = ", ".join(f"{col} = {expr}" for col, expr in sets.items())
+        sql = (
+            f"INSERT INTO {table} ({', '.join(insert_cols)}) SELECT {', '.join(insert_cols.values())} "
+            f"{source} WHERE true ON CONFLICT ({key}) "
+            f"DO UPDATE SET {set_sql} WHERE {self._changed(table, assignments)}"
+        )
+        params = {"run_id": self.target.run_id, "now": self.target.now}
+        if self.dialect == "postgresql":
+            row = self._sql(
+                f"WITH up AS ({sql} RETURNING (xmax = 0) AS ins) "
+                f"SELECT count(*) FILTER (WHERE ins), count(*) FROM up",
+                **params,
+            ).one()
+            return row[0], row[1]
+        return None, self._sql(sql, **params).rowcount
+
+    def _tally(self, written: tuple[int | None, int], staged: int, existing: int | None) -> ChunkResult:
+        inserted, touched = written
+        if inserted is None:
+            inserted = staged - (existing or 0)
+        updated = touched - inserted
+        return ChunkResult(inserted, updated, staged - inserted - updated)
+
+    def _existing(self, join: str) -> int | None:
+        """SQLite only: how many staged keys already exist, to tell inserts from updates."""
+        if self.dialect == "postgresql":
+            return None
+        return self._sql(f"SELECT count(*) FROM {self.stage} s {join}").scalar_one()
+
+
+def tracked_tables() -> frozenset[str]:
+    """Tables whose rows remember the import run that last wrote them (``last_import_run_id``)."""
+    from membership.member import Member
+    from membership.purchase import Purchase
+
+    return frozenset(m.__tablename__ for m in (Member, Purchase) if "last_import_run_id" in m.__table__.c)
+
+
+def _pg_comparable(table: str, col: str, expr: str) -> str:
+    # json has no equality operator in PostgreSQL; compare as jsonb.
+    if table == "members" and col == "interests":
+        return f"CAST({expr} AS jsonb)"
+    return expr
+
+
+def _sqlite_value(value):
+    # Store timestamps and decimals exactly as SQLAlchemy does on SQLite, so equal values compare equal.
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _sqlite_values(record: tuple) -> tuple:
+    return tuple(map(_sqlite_value, record))
+
+
+class MemberWriter(Writer):
+    """Members by card number; consent changes also go to the ledger."""
+
+    kind, key = "members", "card_number"
+    _NULLABLE = ("preferred_name", "phone", "email", "timezone")  # an empty cell clears these
+    _KEEP_IF_EMPTY = ("locale", "tier", "interests", "joined_at")  # NOT NULL: an empty cell keeps them
+
+    def merge(self, staged: int) -> ChunkResult:
+        present = self.target.present
+        interests = "CAST(s.interests AS json)" if self.dialect == "postgresql" else "s.interests"
+        insert_cols = {
+            "card_number": "s.card_number",
+            "name": "s.name",
+            "preferred_name": "s.preferred_name",
+            "phone": "s.phone",
+            "email": "s.email",
+            "locale": f"COALESCE(s.locale, '{_quote(self.target.default_locale)}')",
+            "timezone": "s.timezone",
+            "home_store_id": "s.home_store_id",
+            "tier": "COALESCE(s.tier, 'standard')",
+            "interests": f"COALESCE({interests}, CAST('[]' AS {_json(self.dialect)}))",
+            "sms_consent": "false",
+            "email_consent": "false",
+            "joined_at": "COALESCE(s.joined_at, :now)",
+            "updated_at": ":now",
+        }
+        assignments = {"name": "excluded.name"}
+        for col in self._NULLABLE:
+            if col in present:
+                assignments[col] = f"excluded.{col}"
+        for col in self._KEEP_IF_EMPTY:
+            if col in present:
+                assignments[col] = f"COALESCE(excluded.{col}, members.{col})"
+        if "home_store_id" in present:
+            assignments["home_store_id"] = "COALESCE(excluded.home_store_id, members.home_store_id)"
+        conditions = self._consent_conditions(present)
+        consent_only = 0
+        if conditions:
+            # Existing members whose only change will be consent: counted "updated", not "unchanged".
+            consent_only = self._sql(
+                f"SELECT count(*) FROM {self.stage} s JOIN members ON members.card_number = s.card_number "
+                f"WHERE ({' OR '.join(conditions.values())})"
+            ).scalar_one()
+        existing = self._existing("JOIN members t ON t.card_number = s.card_number")
+        written = self._upsert("members", "card_number", insert_cols, f"FROM {self.stage} s", assignments)
+        tally = self._tally(written, staged, existing)
+        self._apply_consent(conditions)
+        moved = min(consent_only, tally.unchanged)
+        tally.updated += moved
+        tally.unchanged -= moved
+        return tally
+
+    def _consent_conditions(self, present: frozenset[str]) -> dict[str, str]:
+        """Per channel, the rows whose stated consent differs and may be applied.
+
+        An import never overrides a decision recorded elsewhere (a STOP reply, an agent, the web):
+        only members whose current consent came from an import, or from nowhere, are changed.
+        """
+        conditions = {}
+        for channel in ("sms", "email"):
+            col = f"{channel}_consent"
+            if col in present:
+                conditions[channel] = (
+                    f"(s.{col} IS NOT NULL AND members.{col} <> s.{col} AND "
+                    f"(members.{col}_source IS NULL OR members.{col}_source = 'import'))"
+                )
+        return conditions
+
+    def _apply_consent(self, conditions: dict[str, str]) -> None:
+        """Stated consent becomes ledger events (source "import", evidence file and line), then flags."""
+        as_text = "text" if self.dialect == "postgresql" else "TEXT"
+        for channel, condition in conditions.items():
+            col = f"{channel}_consent"
+            # The INSERT runs before the UPDATE flips the flags, so both see the same rows.
+            self._sql(
+                f"INSERT INTO consent_events (member_id, channel, granted, source, evidence, at) "
+                f"SELECT members.id, '{channel}', s.{col}, 'import', "
+                f"CAST(:evidence AS {as_text}) || CAST(s.line AS {as_text}), :now "
+                f"FROM {self.stage} s JOIN members ON members.card_number = s.card_number WHERE {condition}",
+                evidence=f"{self.target.source_name[:400]} line ",
+                now=self.target.now,
+            )
+            self._sql(
+                f"UPDATE members SET {col} = s.{col}, {col}_at = :now, {col}_source = 'import', "
+                f"updated_at = :now FROM {self.stage} s "
+                f"WHERE members.card_number = s.card_number AND {condition}",
+                now=self.target.now,
+            )
+
+
+class ProductWriter(Writer):
+    """Products by SKU; a category code not yet known is created (named after the file's category_name)."""
+
+    kind, key = "products", "sku"
+
+    def merge(self, staged: int) -> ChunkResult:
+        present = self.target.present
+        if "category" in present:
+            self._sql(
+                f"INSERT INTO categories (code, name) SELECT s.category, COALESCE(MIN(s.category_name), "
+                f"s.category) FROM {self.stage} s WHERE s.category IS NOT NULL GROUP BY s.category "
+                f"ON CONFLICT (code) DO NOTHING"
+            )
+        insert_cols = {
+            "sku": "s.sku",
+            "name": "s.name",
+            "category_id": "c.id",
+            "price": "s.price",
+            "lifetime_prior_days": "s.lifetime_days",
+        }
+        assignments = {"name": "excluded.name"}
+        optional = {"category": "category_id", "price": "price", "lifetime_days": "lifetime_prior_days"}
+        for field_name, col in optional.items():
+            if field_name in present:
+                assignments[col] = f"excluded.{col}"
+        source = f"FROM {self.stage} s LEFT JOIN categories c ON c.code = s.category"
+        existing = self._existing("JOIN products t ON t.sku = s.sku")
+        return self._tally(
+            self._upsert("products", "sku", insert_cols, source, assignments), staged, existing
+        )
+
+
+class PurchaseWriter(Writer):
+    """Purchase lines by external line id; unknown cards or SKUs are reported, never created."""
+
+    kind, key = "purchases", "line_id"
+
+    def merge(self, staged: int) -> ChunkResult:
+        present = self.target.present
+        errors = self._unresolved()
+        resolved = (
+            f"FROM {self.stage} s JOIN members m ON m.card_number = s.card_number "
+            f"JOIN products p ON p.sku = s.sku"
+        )
+        insert_cols = {
+            "external_line_id": "s.line_id",
+            "member_id": "m.id",
+            "product_id": "p.id",
+            "store_id": "s.store_id",
+            "purchased_at": "s.purchased_at",
+            "quantity": "s.quantity",
+            "amount": "s.amount",
+        }
+        assignments = {
+            "member_id": "excluded.member_id",
+            "product_id": "excluded.product_id",
+            "purchased_at": "excluded.purchased_at",
+        }
+        for col in ("quantity", "amount", "store_id"):
+            if col in present:
+                assignments[col] = f"excluded.{col}"
+        good = staged - len({e.line for e in errors})
+        existing = self._existing(
+            "JOIN members m ON m.card_number = s.card_number JOIN products p ON p.sku = s.sku "
+            "JOIN purchases t ON t.external_line_id = s.line_id"
+        )
+        written = self._upsert("purchases", "external_line_id", insert_cols, resolved, assignments)
+        tally = self._tally(written, good, existing)
+        tally.errors = errors
+        return tally
+
+    def _unresolved(self) -> list[RowError]:
+        rows = self._sql(
+            f"SELECT s.line, s.card_number, s.sku, m.id IS NULL, p.id IS NULL FROM {self.stage} s "
+            f"LEFT JOIN members m ON m.card_number = s.card_number LEFT JOIN products p ON p.sku = s.sku "
+            f"WHERE m.id IS NULL OR p.id IS NULL ORDER BY s.line"
+        )
+        errors = []
+        for line, card, sku, no_member, no_product in rows:
+            if no_member:
+                errors.append(RowError(line, "card_number", f"unknown member card {card!r}"))
+            if no_product:
+                errors.append(RowError(line, "sku", f"unknown product SKU {sku!r}"))
+        return errors
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _json(dialect: str) -> str:
+    return "json" if dialect == "postgresql" else "text"
+
+
+WRITERS: dict[str, type[Writer]] = {
+    "members": MemberWriter,
+    "products": ProductWriter,
+    "purchases": PurchaseWriter,
+}
