@@ -128,16 +128,23 @@ def _stop(session: Session, message: Message, verdict: Verdict, now: dt.datetime
     return verdict.status.value
 
 
+def render_for(campaign, channel: str, member, store, item, now: dt.datetime):
+    """The message exactly as ``member`` would get it; preview, test send and real send all use this.
+
+    Raises TemplateError (also when the campaign has no content for the channel).
+    """
+    content = campaign.content_for(channel, member.locale)
+    if content is None:
+        raise TemplateError(f"no {channel} content in any language")
+    parts = {"body": content.body} if channel == "sms" else _email_parts(content)
+    context = message_context(member, store, campaign, item, now)
+    return render_message(channel, parts, context, locale=member.locale)
+
+
 def _send_one(session, channel, message, member, store, campaign, items, config, now, before_send) -> str:
     item = items.get(message.purchase_id) if message.purchase_id else None
-    content = campaign.content_for(message.channel, member.locale)
-    if content is None:
-        return _finish(session, message, MessageStatus.FAILED, now, error="no content for this channel")
-    parts = {"body": content.body} if message.channel == "sms" else _email_parts(content)
     try:
-        rendered = render_message(
-            message.channel, parts, message_context(member, store, campaign, item, now), locale=member.locale
-        )
+        rendered = render_for(campaign, message.channel, member, store, item, now)
     except TemplateError as exc:
         return _finish(session, message, MessageStatus.FAILED, now, error=f"template: {exc}")
     message.body, message.subject = rendered.text, rendered.subject

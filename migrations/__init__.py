@@ -13,6 +13,7 @@ HERE = Path(__file__).parent
 
 def load_metadata() -> MetaData:
     """Import every model module so the metadata is complete, and return it."""
+    import accounts.audit
     import accounts.staff  # noqa: F401
     import campaigns.campaign
     import campaigns.inbound

@@ -43,7 +43,15 @@ def test_claim_next_takes_the_most_urgent_and_no_answer_reschedules(session, fac
     again = claim_next(session, agent.id, NOW + dt.timedelta(hours=3))
     assert again.id == urgent.id
 
-    log_outcome(session, urgent.id, agent.id, TaskOutcome.RESOLVED, "sent a new rubber", now=NOW, root_cause="wore_out_early")
+    log_outcome(
+        session,
+        urgent.id,
+        agent.id,
+        TaskOutcome.RESOLVED,
+        "sent a new rubber",
+        now=NOW,
+        root_cause="wore_out_early",
+    )
     assert urgent.status is TaskStatus.RESOLVED and urgent.closed_at == NOW
     hold = session.scalars(select(ContactHold).where(ContactHold.source_ref == f"task:{urgent.id}")).one()
     assert hold.released_at == NOW
