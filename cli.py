@@ -117,7 +117,17 @@ def demo(host: str, port: int, members: int, no_serve: bool) -> None:
     demo_entry.run(host=host, port=port, members=members, serve=not no_serve)
 
 
-def _register_lifetimes() -> None:
+def _register_lifetimes()
+
+
+def _register_import() -> None:
+    from membership.importing.cli import api_token_cmd, import_cmd
+
+    main.add_command(import_cmd)
+    main.add_command(api_token_cmd)
+
+
+_register_import() -> None:
     try:
         from membership.lifetime_cli import lifetimes
     except ImportError:  # the file-based lifetime commands are optional in a partial checkout
@@ -126,3 +136,13 @@ def _register_lifetimes() -> None:
 
 
 _register_lifetimes()
+
+
+def _register_import() -> None:
+    from membership.importing.cli import api_token_cmd, import_cmd
+
+    main.add_command(import_cmd)
+    main.add_command(api_token_cmd)
+
+
+_register_import()

@@ -61,6 +61,8 @@ class Member(Base):
     email_consent_source: Mapped[str | None] = mapped_column(String(100))
     joined_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The import run that last changed this row (a plain id: membership must not import importing).
+    last_import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id"))
 
     home_store: Mapped[Store | None] = relationship(lazy="joined")
     household: Mapped[Household | None] = relationship()

@@ -30,5 +30,6 @@ class Purchase(Base):
     purchased_at: Mapped[dt.datetime]
     quantity: Mapped[int] = mapped_column(default=1)
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("0"))
+    last_import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id"))
 
     product: Mapped[Product] = relationship(lazy="joined")

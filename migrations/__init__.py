@@ -19,6 +19,8 @@ def load_metadata() -> MetaData:
     import campaigns.inbound
     import campaigns.message  # noqa: F401
     import membership.catalog
+    import membership.importing.runs
+    import membership.importing.tokens
     import membership.lifetime
     import membership.member
     import membership.purchase

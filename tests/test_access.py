@@ -34,6 +34,8 @@ MATRIX = {
     "static": "public",
     "unsubscribe.one_click": "public",
     "webhooks.email_inbound": "public",
+    "api.members": "public",
+    "api.purchases": "public",
     "webhooks.twilio_sms": "public",
     "webhooks.twilio_status": "public",
 }

@@ -12,7 +12,7 @@ csrf = CSRFProtect()
 
 def init_app(app: Flask) -> None:
     """Register login, CSRF, security headers and every blueprint."""
-    from web import auth, callbacks, campaigns, inbox, members, unsubscribe, webhooks
+    from web import api, auth, callbacks, campaigns, inbox, members, unsubscribe, webhooks
 
     csrf.init_app(app)
     auth.init_app(app)
@@ -20,6 +20,8 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(module.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # POS systems authenticate with a per-store bearer token
     csrf.exempt(webhooks.bp)  # webhooks authenticate by signature or token, not by session
     csrf.exempt(unsubscribe.bp)  # RFC 8058: mail clients POST the one-click link without our form
     app.after_request(_security_headers)
