@@ -117,32 +117,12 @@ def demo(host: str, port: int, members: int, no_serve: bool) -> None:
     demo_entry.run(host=host, port=port, members=members, serve=not no_serve)
 
 
-def _register_lifetimes()
-
-
-def _register_import() -> None:
+def _register_commands() -> None:
     from membership.importing.cli import api_token_cmd, import_cmd
+    from membership.lifetime_cli import lifetimes
 
-    main.add_command(import_cmd)
-    main.add_command(api_token_cmd)
-
-
-_register_import() -> None:
-    try:
-        from membership.lifetime_cli import lifetimes
-    except ImportError:  # the file-based lifetime commands are optional in a partial checkout
-        return
-    main.add_command(lifetimes)
+    for command in (import_cmd, api_token_cmd, lifetimes):
+        main.add_command(command)
 
 
-_register_lifetimes()
-
-
-def _register_import() -> None:
-    from membership.importing.cli import api_token_cmd, import_cmd
-
-    main.add_command(import_cmd)
-    main.add_command(api_token_cmd)
-
-
-_register_import()
+_register_commands()
