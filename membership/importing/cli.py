@@ -21,7 +21,7 @@ def import_cmd() -> None:
 
 
 def _make_import_command(kind: str) -> None:
-    @import_cmd.command(kind)
+    @import_cmd.command(kind, help=f"Import {kind} from a CSV file (formats: docs/import-formats.md).")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.option("--store", "store_code", help="store code: default store, phone region and clock")
     @click.option("--encoding", type=click.Choice(ENCODINGS), default="auto", show_default=True)
