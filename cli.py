@@ -118,10 +118,11 @@ def demo(host: str, port: int, members: int, no_serve: bool) -> None:
 
 
 def _register_commands() -> None:
+    from campaigns.codes_cli import codes
     from membership.importing.cli import api_token_cmd, import_cmd
     from membership.lifetime_cli import lifetimes
 
-    for command in (import_cmd, api_token_cmd, lifetimes):
+    for command in (import_cmd, api_token_cmd, lifetimes, codes):
         main.add_command(command)
 
 

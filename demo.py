@@ -17,7 +17,7 @@ from accounts.staff import Role, create_staff
 from campaigns.campaign import Campaign, CampaignContent, CampaignKind, CampaignStatus
 from database.base import utcnow
 from membership.catalog import Category, Product
-from membership.lifetime import store_prior_estimates
+from membership.lifetime_fit import fit_lifetimes
 from membership.member import Member
 from membership.purchase import Purchase
 from membership.store import Store
@@ -134,6 +134,28 @@ CATALOGUE = {
         ),
     ],
 }
+# sku -> (true median lifetime in days, Weibull shape): what members really do, which the marketers'
+# category priors above only approximate (premium rubber is replaced sooner by keen players, nylon
+# shuttles outlast feather ones, gas use is seasonal and irregular).
+TRUE_LIFETIMES = {
+    "TT-R-TENERGY": (120, 2.5),
+    "TT-R-HURRICANE": (210, 2.0),
+    "TT-B-40": (40, 1.6),
+    "BD-S-AS50": (21, 2.2),
+    "BD-S-NYLON": (50, 1.8),
+    "BD-ST-BG80": (75, 2.0),
+    "RN-SH-PEG": (260, 3.0),
+    "RN-SH-TRAIL": (360, 2.5),
+    "RN-SO-3P": (150, 2.0),
+    "MT-GAS-230": (90, 1.4),
+    "MT-BOOT-GTX": (900, 3.0),
+    "SW-GOG-PRO": (240, 2.0),
+    "SW-SUIT-TR": (200, 2.2),
+    "TN-B-4": (30, 1.8),
+    "TN-ST-POLY": (105, 2.0),
+}
+PERSONAL_SPREAD = 0.3  # sd of log(member's rhythm): keen players replace gear sooner
+LAPSE_PER_CYCLE = 0.12  # chance a purchase is the member's last of that item
 ZH_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 ZH_GIVEN = [
     "伟",
@@ -202,7 +224,7 @@ def seed(
     session.execute(insert(Member), member_rows)
     ids = session.scalars(select(Member.id).order_by(Member.id)).all()
     _purchases(session, rng, ids, member_rows, interests, products, now)
-    store_prior_estimates(session)
+    fit_lifetimes(session, now=now)  # what the nightly job would have learned by now
     _campaigns(session, now)
     for email, name, role in (
         ("admin@huifang.local", "Admin", Role.ADMIN),
@@ -222,9 +244,9 @@ def _stores(session: Session) -> list[tuple[int, str, str, str]]:
     return result
 
 
-def _catalogue(session: Session) -> dict[str, list[tuple[int, float, float]]]:
-    """sport -> [(product id, prior days, price)]"""
-    by_sport: dict[str, list[tuple[int, float, float]]] = {}
+def _catalogue(session: Session) -> dict[str, list[tuple[int, str, float]]]:
+    """sport -> [(product id, sku, price)]"""
+    by_sport: dict[str, list[tuple[int, str, float]]] = {}
     for sport, categories in CATALOGUE.items():
         parent = Category(code=sport, name=sport.replace("-", " ").title())
         session.add(parent)
@@ -239,7 +261,7 @@ def _catalogue(session: Session) -> dict[str, list[tuple[int, float, float]]]:
                 product = Product(sku=sku, name=product_name, category_id=category.id, price=price)
                 session.add(product)
                 session.flush()
-                by_sport.setdefault(sport, []).append((product.id, float(days), float(price)))
+                by_sport.setdefault(sport, []).append((product.id, sku, float(price)))
     return by_sport
 
 
@@ -286,22 +308,33 @@ def _members(rng, count: int, stores) -> tuple[list[dict], list[list[str]]]:
 
 
 def _purchases(session, rng, member_ids, member_rows, interests, products, now) -> None:
-    """Two years of repurchase cycles drawn from Weibull lifetimes, plus fresh sales for the survey."""
+    """Two years of repurchase cycles drawn from each item's true lifetime, plus fresh sales for the survey.
+
+    The truth is not the marketers' prior (``TRUE_LIFETIMES``), members play more or less than average
+    (a personal rhythm per sport), and some stop buying an item for good, so the lifetime model has a
+    real signal to find and real censoring to handle.
+    """
     rows = []
     start = now - dt.timedelta(days=730)
     for member_id, row, sports in zip(member_ids, member_rows, interests, strict=True):
         for sport in sports:
-            for product_id, prior, price in products[sport]:
+            rhythm = float(rng.lognormal(0.0, PERSONAL_SPREAD))
+            for product_id, sku, price in products[sport]:
                 if rng.random() < 0.35:
                     continue
-                true_median = prior * rng.uniform(0.8, 1.25)
-                moment = start + dt.timedelta(days=float(rng.uniform(0, min(prior, 365))))
-                while moment < now and rng.random() < 0.85:
+                median, shape = TRUE_LIFETIMES[sku]
+                scale = median * rhythm / np.log(2) ** (1 / shape)
+                # Most members are regulars from the start; some joined the sport during the two years.
+                first = rng.uniform(0, min(median, 365)) if rng.random() < 0.75 else rng.uniform(0, 730)
+                moment = start + dt.timedelta(days=float(first))
+                while moment < now:
                     rows.append(_line(len(rows), member_id, product_id, row["home_store_id"], moment, price))
-                    life = true_median * (rng.weibull(2.0) / np.log(2) ** 0.5)
-                    moment += dt.timedelta(days=float(max(3.0, life)))
+                    if rng.random() < LAPSE_PER_CYCLE:
+                        break  # moved away, gave up the sport, or buys elsewhere now
+                    life = scale * rng.weibull(shape)
+                    moment += dt.timedelta(days=float(max(2.0, life)), hours=float(rng.uniform(-4, 4)))
         if rng.random() < 0.06:  # a recent sale: the post-sale survey has something to ask about
-            product_id, _prior, price = products[sports[0]][0]
+            product_id, _sku, price = products[sports[0]][0]
             recent = now - dt.timedelta(days=float(rng.uniform(3.05, 8)))
             rows.append(_line(len(rows), member_id, product_id, row["home_store_id"], recent, price))
     rows.sort(key=lambda r: r["purchased_at"])
@@ -445,10 +478,14 @@ def run(host: str = "127.0.0.1", port: int = 5000, members: int = 2500, serve: b
                 click.echo(f"creating the demo chain with {members} members…")
                 seed(session, members)
     if not serve:
-        with app.app_context():
-            import worker
+        try:
+            with app.app_context():
+                import worker
 
-            worker.run(burst=True, app=app)
+                worker.run(burst=True, app=app)
+        finally:
+            if embedded is not None:
+                embedded.shutdown()  # else the embedded redis-server outlives the command
         return
     child = subprocess.Popen([sys.executable, "-c", "import worker; worker.run()"], env=os.environ.copy())
     click.echo(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class SettingsError(ValueError):
@@ -98,10 +99,13 @@ class Settings:
     sms_channel: str = "file"  # file | twilio
     email_channel: str = "file"  # file | smtp
     tick_seconds: int = 60
+    timezone: str = "UTC"  # the chain's clock for nightly jobs
+    lifetime_fit_at: str = "02:30"  # local time of the nightly lifetime refit
     send_batch_size: int = 200
     inbound_token: str = ""
     sms_rate_per_second: float = 0.0  # per sender, across all workers; 0 = unlimited
     email_rate_per_second: float = 0.0
+    sms_segment_cost: float = 0.05  # what one SMS segment costs, in the stores' currency (forecasts)
     testing: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -133,11 +137,31 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SMS_CHANNEL": ("sms_channel", lambda v: _choice(v, ("file", "twilio"))),
     "EMAIL_CHANNEL": ("email_channel", lambda v: _choice(v, ("file", "smtp"))),
     "TICK_SECONDS": ("tick_seconds", _int_range(5, 3600)),
+    "TIMEZONE": ("timezone", lambda v: _zone(v)),
+    "LIFETIME_FIT_AT": ("lifetime_fit_at", lambda v: _clock(v)),
     "SEND_BATCH_SIZE": ("send_batch_size", _int_range(1, 10_000)),
     "INBOUND_TOKEN": ("inbound_token", _nonempty),
     "SMS_RATE_PER_SECOND": ("sms_rate_per_second", lambda v: _positive_float(v)),
     "EMAIL_RATE_PER_SECOND": ("email_rate_per_second", lambda v: _positive_float(v)),
+    "SMS_SEGMENT_COST": ("sms_segment_cost", lambda v: _positive_float(v)),
 }
+
+
+def _zone(raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone such as Asia/Shanghai") from None
+    return raw
+
+
+def _clock(raw: str) -> str:
+    hours, _, minutes = raw.partition(":")
+    if not (
+        hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60 and len(minutes) == 2
+    ):
+        raise ValueError("expected a time of day as HH:MM, such as 02:30")
+    return f"{int(hours):02d}:{minutes}"
 
 
 def _choice(raw: str, allowed: tuple[str, ...]) -> str:

@@ -1,7 +1,8 @@
 """The RQ worker entry point: one app, an app context, the named queues and the tick scheduled.
 
 Run it as ``huifang worker`` (or ``python worker.py``); start as many as you like on as many
-machines as you like — the tick's deterministic job ids keep the schedule single.
+machines as you like — the tick's and the nightly lifetime refit's deterministic job ids keep the
+schedule single.
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from app import create_app
+from database.base import utcnow
 from jobs.connection import QUEUES, redis
-from jobs.schedule import run_tick_now, schedule_next_tick
+from jobs.schedule import run_tick_now, schedule_next_tick, schedule_nightly_fit
 
 
 class HuifangWorker(Worker):
-    """An RQ worker that re-seeds the tick during maintenance, so a Redis that lost its data heals."""
+    """An RQ worker that re-seeds the periodic jobs during maintenance, so a Redis that lost its data heals."""
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
-        from database.base import utcnow
-
-        schedule_next_tick(utcnow(), self.flask_app)
+        now = utcnow()
+        schedule_next_tick(now, self.flask_app)
+        schedule_nightly_fit(now, self.flask_app)
 
 
 def run(queues: tuple[str, ...] = QUEUES, burst: bool = False, app=None) -> None:
@@ -34,6 +36,7 @@ def run(queues: tuple[str, ...] = QUEUES, burst: bool = False, app=None) -> None
         worker = HuifangWorker(list(queues), connection=redis(app), serializer=JSONSerializer)
         worker.flask_app = app
         run_tick_now(app)
+        schedule_nightly_fit(utcnow(), app)
         worker.work(burst=burst, with_scheduler=True, max_idle_time=None)
 
 

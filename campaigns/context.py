@@ -15,6 +15,7 @@ from membership.lifetime import LifetimeEstimate
 from membership.member import Member
 from membership.purchase import Purchase
 from membership.store import Store
+from templating.links import untracked
 
 
 def load_batch(session: Session, ids: list[int]) -> list[tuple[Message, Member, Store | None, Campaign]]:
@@ -78,6 +79,10 @@ def message_context(
         "store": {"name": store.name if store else "", "code": store.code if store else ""},
         "offer": dict(campaign.settings.get("offer") or {}),
         "campaign": {"name": campaign.name, "kind": campaign.kind.value},
+        # Stand-ins until message_extras fills them for a message: links untracked, no advice.
+        "track": untracked,
+        "links": {},
+        "advice": "",
     }
     if item:
         purchased_at = item["_purchased_at"]

@@ -110,7 +110,7 @@ def design_from_form(form: Mapping[str, object]) -> tuple[CampaignDesign, dict[s
             design.timing["send_at"] = dt.datetime.fromisoformat(send_at).isoformat() if send_at else None
         except ValueError:
             errors["send_at"] = "Send time: use YYYY-MM-DD HH:MM"
-    design.audience = _audience(form, errors)
+    design.audience = audience_from_form(form, errors)
     quiet_start, quiet_end = str(form.get("quiet_start", "") or ""), str(form.get("quiet_end", "") or "")
     if quiet_start or quiet_end:
         if not (_CLOCK.match(quiet_start) and _CLOCK.match(quiet_end)):
@@ -121,7 +121,7 @@ def design_from_form(form: Mapping[str, object]) -> tuple[CampaignDesign, dict[s
     design.sms_segment_limit = _int(form, "sms_segment_limit", 2, 1, 10, "SMS segment limit", errors)
     design.offer = {
         k: str(form.get(f"offer_{k}", "") or "").strip()[:200]
-        for k in ("code", "text", "url")
+        for k in ("code", "code_pool", "text", "url")
         if form.get(f"offer_{k}")
     }
     for channel in CHANNELS:
@@ -139,7 +139,7 @@ def design_from_form(form: Mapping[str, object]) -> tuple[CampaignDesign, dict[s
     return design, errors
 
 
-def _audience(form: Mapping[str, object], errors: dict[str, str]) -> dict[str, object]:
+def audience_from_form(form: Mapping[str, object], errors: dict[str, str]) -> dict[str, object]:
     audience: dict[str, object] = {}
     for key in AUDIENCE_LISTS:
         if values := _words(form.get(f"audience_{key}")):
@@ -160,6 +160,25 @@ def _audience(form: Mapping[str, object], errors: dict[str, str]) -> dict[str, o
 
 def apply_design(session: Session, campaign: Campaign, design: CampaignDesign) -> Campaign:
     """Write a checked design onto the campaign (new or existing) and its contents."""
+    assign_design(campaign, design)
+    if campaign.id is None:
+        session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def draft_campaign(design: CampaignDesign, based_on: Campaign | None = None) -> Campaign:
+    """An unsaved campaign carrying ``design``: the live preview renders what the form says now."""
+    draft = Campaign(
+        status=CampaignStatus.DRAFT, settings=dict((based_on.settings if based_on else None) or {})
+    )
+    draft.id = based_on.id if based_on else None
+    assign_design(draft, design)
+    return draft
+
+
+def assign_design(campaign: Campaign, design: CampaignDesign) -> None:
+    """Set the design's values on a campaign object (no session work)."""
     campaign.name, campaign.kind = design.name, design.kind
     campaign.priority, campaign.holdout_pct, campaign.channels = (
         design.priority,
@@ -187,10 +206,6 @@ def apply_design(session: Session, campaign: Campaign, design: CampaignDesign) -
             campaign.contents.append(content)
     for stale in existing.values():
         campaign.contents.remove(stale)
-    if campaign.id is None:
-        session.add(campaign)
-    session.flush()
-    return campaign
 
 
 def design_of(campaign: Campaign) -> dict[str, object]:

@@ -16,6 +16,7 @@ from sqlalchemy import and_, case, column, func, select, table
 from sqlalchemy.orm import Session
 
 from campaigns.inbound import SurveyResponse
+from campaigns.link_clicks import LinkClick
 from campaigns.message import Message, MessageStatus
 from database.base import utcnow
 from database.sql import shift_days
@@ -128,6 +129,7 @@ def campaign_results(
         .exists()
     )
     tasked = select(_call_tasks.c.id).where(_call_tasks.c.message_id == Message.id).exists()
+    clicked = select(LinkClick.id).where(LinkClick.message_id == Message.id).exists()
     row = session.execute(
         select(
             func.count(),
@@ -139,6 +141,7 @@ def campaign_results(
             func.count().filter(satisfied),
             func.count().filter(unsatisfied),
             func.count().filter(tasked),
+            func.count().filter(clicked),
         ).where(base)
     ).one()
     funnel = dict(
@@ -153,6 +156,7 @@ def campaign_results(
                 "satisfied",
                 "unsatisfied",
                 "call_tasks",
+                "clicked",  # messages with at least one tracked-link click
             ),
             row,
             strict=True,

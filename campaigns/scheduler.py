@@ -50,9 +50,11 @@ def tick(session: Session, now: dt.datetime | None = None) -> TickResult:
     return result
 
 
-def enqueue_due(session: Session, campaign: Campaign, due, now: dt.datetime) -> int:
-    """INSERT the due set as messages, deciding channel, holdout and consent in SQL."""
-    due = due.subquery("due")
+def outcome_columns(campaign: Campaign):
+    """SQL expressions deciding each due member's channel, address, status and reason (needs Member joined).
+
+    The tick inserts them; the forecast counts them, so both agree on holdout and consent.
+    """
     channels = [c for c in campaign.channels if c in _CONTACT]
     reachable = [
         (name, and_(_CONTACT[name][0].is_(True), _CONTACT[name][1].is_not(None))) for name in channels
@@ -63,7 +65,7 @@ def enqueue_due(session: Session, campaign: Campaign, due, now: dt.datetime) -> 
     address = (
         case(*[(ok, _CONTACT[name][1]) for name, ok in reachable], else_=None) if reachable else literal(None)
     )
-    held_out = hash_bucket(due.c.member_id, campaign.id) < campaign.holdout_pct
+    held_out = hash_bucket(Member.id, campaign.id) < campaign.holdout_pct
     status = case(
         (held_out, literal(MessageStatus.HELD_OUT.value)),
         (channel.is_(None), literal(MessageStatus.SUPPRESSED.value)),
@@ -74,6 +76,13 @@ def enqueue_due(session: Session, campaign: Campaign, due, now: dt.datetime) -> 
         (channel.is_(None), literal(f"no consented contact on {'/'.join(channels) or 'any channel'}")),
         else_=literal(f"due: {campaign.kind.value} campaign {campaign.id}"),
     )
+    return channel, address, status, reason
+
+
+def enqueue_due(session: Session, campaign: Campaign, due, now: dt.datetime) -> int:
+    """INSERT the due set as messages, deciding channel, holdout and consent in SQL."""
+    due = due.subquery("due")
+    channel, address, status, reason = outcome_columns(campaign)
     rows = select(
         literal(campaign.id),
         due.c.member_id,

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from campaigns.context import load_batch, message_context, subject_items
 from campaigns.guardrails import GuardContext, Verdict, check, count_send
 from campaigns.message import Message, MessageEvent, MessageStatus
+from campaigns.message_extras import message_extras
+from campaigns.offer_codes import OfferCodeError
 from campaigns.reply_tokens import reply_address, reply_token
 from campaigns.unsubscribe import unsubscribe_mac
 from channels.base import Channel, OutboundMessage, SendOutcome, SendResult
@@ -128,23 +130,37 @@ def _stop(session: Session, message: Message, verdict: Verdict, now: dt.datetime
     return verdict.status.value
 
 
-def render_for(campaign, channel: str, member, store, item, now: dt.datetime):
+def render_for(campaign, channel: str, member, store, item, now: dt.datetime, extras=None):
     """The message exactly as ``member`` would get it; preview, test send and real send all use this.
 
+    ``extras`` (from `message_extras`) adds tracked links, the offer code and advice.
     Raises TemplateError (also when the campaign has no content for the channel).
     """
     content = campaign.content_for(channel, member.locale)
     if content is None:
         raise TemplateError(f"no {channel} content in any language")
     parts = {"body": content.body} if channel == "sms" else _email_parts(content)
-    context = message_context(member, store, campaign, item, now)
+    context = {**message_context(member, store, campaign, item, now), **(extras or {})}
     return render_message(channel, parts, context, locale=member.locale)
 
 
 def _send_one(session, channel, message, member, store, campaign, items, config, now, before_send) -> str:
     item = items.get(message.purchase_id) if message.purchase_id else None
     try:
-        rendered = render_for(campaign, message.channel, member, store, item, now)
+        extras = message_extras(
+            session,
+            campaign,
+            member,
+            message_id=message.id,
+            public_url=config.public_url,
+            secret_key=config.secret_key,
+            test=message.is_test,
+            now=now,
+        )
+    except OfferCodeError as exc:  # never send an offer without its code
+        return _finish(session, message, MessageStatus.FAILED, now, error=f"offer: {exc}")
+    try:
+        rendered = render_for(campaign, message.channel, member, store, item, now, extras)
     except TemplateError as exc:
         return _finish(session, message, MessageStatus.FAILED, now, error=f"template: {exc}")
     message.body, message.subject = rendered.text, rendered.subject

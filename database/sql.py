@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, cast, literal
+from sqlalchemy import BigInteger, DateTime, Float, String, cast, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -90,3 +90,37 @@ def _json_contains_sqlite(element, compiler, **kw):
         f"EXISTS (SELECT 1 FROM json_each({compiler.process(column, **kw)}) "
         f"WHERE json_each.value = {compiler.process(value, **kw)})"
     )
+
+
+class _time_text(FunctionElement):
+    """A timestamp formatted as text on both databases; subclasses name the two formats."""
+
+    type = String()
+    inherit_cache = True
+    pg_format = sqlite_format = ""
+
+
+@compiles(_time_text, "postgresql")
+def _time_text_pg(element, compiler, **kw):
+    (ts,) = list(element.clauses)
+    return f"to_char({compiler.process(ts, **kw)}, '{element.pg_format}')"
+
+
+@compiles(_time_text, "sqlite")
+def _time_text_sqlite(element, compiler, **kw):
+    (ts,) = list(element.clauses)
+    return f"strftime('{element.sqlite_format}', {compiler.process(ts, **kw)})"
+
+
+class day_text(_time_text):
+    """A timestamp's calendar day as 'YYYY-MM-DD' text (for GROUP BY day on both databases)."""
+
+    inherit_cache = True
+    pg_format, sqlite_format = "YYYY-MM-DD", "%Y-%m-%d"
+
+
+class month_text(_time_text):
+    """A timestamp's month as 'YYYY-MM' text."""
+
+    inherit_cache = True
+    pg_format, sqlite_format = "YYYY-MM", "%Y-%m"

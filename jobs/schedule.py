@@ -1,8 +1,10 @@
-"""The periodic tick, scheduled with deterministic job ids so restarts and extra workers never duplicate it."""
+"""Periodic jobs (the tick, the nightly lifetime refit), scheduled with deterministic job ids so restarts
+and extra workers never duplicate them."""
 
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from rq.exceptions import DuplicateJobError
@@ -38,6 +40,41 @@ def run_tick_now(app=None) -> bool:
     try:
         queue("default", app).enqueue(
             tick, job_id=f"tick-now-{now:%Y%m%dT%H%M%S}", unique=True, result_ttl=3600
+        )
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def next_daily_run(now: dt.datetime, at: str, zone: str) -> dt.datetime:
+    """The first ``at`` (HH:MM, local to ``zone``) strictly after naive-UTC ``now``, as aware UTC."""
+    tz = ZoneInfo(zone)
+    local = now.replace(tzinfo=dt.UTC).astimezone(tz)
+    hours, minutes = (int(part) for part in at.split(":"))
+    for days in (0, 1, 2):  # two days ahead covers a clock that skips the hour on a DST change
+        candidate = dt.datetime.combine(
+            local.date() + dt.timedelta(days=days), dt.time(hours, minutes), tzinfo=tz
+        ).astimezone(dt.UTC)
+        if candidate > now.replace(tzinfo=dt.UTC):
+            return candidate
+    raise AssertionError("unreachable: a day always has a next occurrence")
+
+
+def schedule_nightly_fit(now: dt.datetime, app=None) -> bool:
+    """Schedule the next nightly lifetime refit; False when that night's run is already scheduled."""
+    from jobs.lifetimes import fit_lifetimes
+
+    settings = (app or current_app).extensions["huifang.settings"]
+    when = next_daily_run(now, settings.lifetime_fit_at, settings.timezone)
+    try:
+        queue("default", app).enqueue_at(
+            when,
+            fit_lifetimes,
+            job_id=f"lifetimes-fit-{when:%Y%m%dT%H%M}",
+            unique=True,
+            job_timeout=3600,
+            result_ttl=86400,
+            failure_ttl=7 * 86400,
         )
     except DuplicateJobError:
         return False

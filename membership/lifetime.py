@@ -16,7 +16,7 @@ DEFAULT_PRIOR_DAYS = 180
 # Prior-only estimates assume a Weibull of this shape: wear-out items fail around their median,
 # not memorylessly; the lifetime model replaces it with a fitted shape where data allows.
 PRIOR_SHAPE = 2.0
-DEFAULT_REMINDER_QUANTILE = 0.25
+DEFAULT_REMINDER_QUANTILE = 0.3  # the back-tested default, as ModelConfig.reminder_quantile
 
 
 class LifetimeEstimate(Base):
@@ -35,6 +35,11 @@ class LifetimeEstimate(Base):
     method: Mapped[str] = mapped_column(String(40), default="prior")
     override_days: Mapped[float | None]  # a marketer's lock; wins over anything learned
     fitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The fitted distribution itself (Weibull among returners, plus the share who never return), so the
+    # products page can draw the survival curve; empty on rows written before these were kept.
+    shape: Mapped[float | None]
+    scale_days: Mapped[float | None]
+    lapse_fraction: Mapped[float | None]
 
 
 def weibull_quantile(median: float, q: float, shape: float = PRIOR_SHAPE) -> float:
@@ -65,13 +70,9 @@ def store_prior_estimates(session: Session, quantile: float = DEFAULT_REMINDER_Q
     rows = [
         {
             "product_id": pid,
-            "median_days": float(days),
-            "low_days": weibull_quantile(days, 0.1),
-            "high_days": weibull_quantile(days, 0.9),
-            "reminder_days": weibull_quantile(days, quantile),
+            **prior_estimate_values(days, quantile),
             "n_observed": 0,
             "n_censored": 0,
-            "method": "prior",
             "fitted_at": now,
         }
         for pid, days in priors.items()
@@ -80,3 +81,17 @@ def store_prior_estimates(session: Session, quantile: float = DEFAULT_REMINDER_Q
     stmt = stmt.on_conflict_do_nothing(index_elements=["product_id"])
     session.execute(stmt, rows)
     return len(rows)
+
+
+def prior_estimate_values(days: float, quantile: float = DEFAULT_REMINDER_QUANTILE) -> dict:
+    """The estimate columns of a prior-only belief: a Weibull of ``PRIOR_SHAPE`` with median ``days``."""
+    return {
+        "median_days": float(days),
+        "low_days": weibull_quantile(days, 0.1),
+        "high_days": weibull_quantile(days, 0.9),
+        "reminder_days": weibull_quantile(days, quantile),
+        "method": "prior",
+        "shape": PRIOR_SHAPE,
+        "scale_days": days / math.log(2) ** (1 / PRIOR_SHAPE),
+        "lapse_fraction": 0.0,
+    }

@@ -1,4 +1,5 @@
-"""``huifang lifetimes fit|backtest|predict``: refit the stored estimates, or check the model on files."""
+"""``huifang lifetimes fit|export|backtest|predict``: refit the stored estimates, export them as files,
+or check the model on files."""
 
 from __future__ import annotations
 
@@ -32,6 +33,26 @@ def fit_command(quantile: float | None) -> None:
         f"fitted {report.products} products from {report.lines:,} purchase lines in {report.seconds:.1f} s: "
         f"{report.learned} learned, {report.borrowed} from their category, {report.prior_only} prior only"
     )
+
+
+@lifetimes.command("export")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), required=True, help="purchases CSV to write"
+)
+@click.option(
+    "--priors-out", type=click.Path(dir_okay=False, writable=True), help="also write item,days priors"
+)
+@with_appcontext
+def export_command(out: str, priors_out: str | None) -> None:
+    """Write the database's purchases (and priors) in the format ``backtest`` and ``predict`` read."""
+    from database.appsession import session_scope
+    from membership.lifetime_export import export_priors, export_purchases
+
+    with session_scope() as session:
+        lines = export_purchases(session, out)
+        click.echo(f"wrote {lines:,} purchase lines to {out}")
+        if priors_out:
+            click.echo(f"wrote {export_priors(session, priors_out):,} priors to {priors_out}")
 
 
 @lifetimes.command("backtest")

@@ -8,6 +8,7 @@ is never touched. The same code serves SQLite and PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import time
 from dataclasses import dataclass, replace
 
@@ -24,6 +25,7 @@ from membership.lifetime_model import ModelConfig
 from membership.purchase import Purchase
 
 FETCH_ROWS = 200_000  # rows per round trip: big enough to amortise, small enough to stream
+COPY_BLOCK_BYTES = 8 << 20  # text parsed per numpy call
 UPDATED = (
     "median_days",
     "low_days",
@@ -33,6 +35,9 @@ UPDATED = (
     "n_censored",
     "method",
     "fitted_at",
+    "shape",
+    "scale_days",
+    "lapse_fraction",
 )
 
 
@@ -108,17 +113,53 @@ def _load_catalogue(session: Session) -> _Catalogue:
 
 def _load_purchases(session: Session, product_ids: np.ndarray, now: dt.datetime):
     """(member id, product code, days since 1970) for every purchase up to ``now``, as numpy columns."""
-    # The database does the date arithmetic, so no datetime object is built per row.
+    # The database does the date arithmetic, so no datetime object is built per row; rows come back
+    # as plain DB-API tuples (SQLAlchemy Row objects cost ~15 µs each when numpy reads them).
     days = days_between(literal(EPOCH, DateTime()), Purchase.purchased_at)
     stmt = select(Purchase.member_id, Purchase.product_id, days).where(Purchase.purchased_at <= now)
-    chunks = []
-    result = session.execute(stmt.execution_options(yield_per=FETCH_ROWS))
-    for part in result.partitions():
-        chunks.append(np.array(part, dtype=np.float64).reshape(-1, 3))
-    data = np.concatenate(chunks) if chunks else np.zeros((0, 3))
+    connection = session.connection()
+    compiled = stmt.compile(connection, compile_kwargs={"literal_binds": True})
+    if connection.dialect.name == "postgresql":
+        data = _copy_out(connection, str(compiled))
+    else:
+        data = _fetch_tuples(connection, str(compiled))
     member = data[:, 0].astype(np.int64)
     product = np.searchsorted(product_ids, data[:, 1].astype(np.int64))
     return member, product, data[:, 2]
+
+
+def _copy_out(connection, sql: str) -> np.ndarray:
+    """PostgreSQL: COPY the query out as text and let numpy parse it, a block at a time."""
+    raw = connection.connection.dbapi_connection
+    chunks, blocks, size = [], [], 0
+    with raw.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT") as copy:
+        for block in copy:
+            blocks.append(bytes(block))
+            size += len(block)
+            if size >= COPY_BLOCK_BYTES:
+                text = b"".join(blocks)
+                cut = text.rfind(b"\n") + 1
+                chunks.append(_parse_lines(text[:cut]))
+                blocks, size = [text[cut:]], len(text) - cut
+    if size:
+        chunks.append(_parse_lines(b"".join(blocks)))
+    return np.concatenate(chunks) if chunks else np.zeros((0, 3))
+
+
+def _parse_lines(block: bytes) -> np.ndarray:
+    return np.loadtxt(io.BytesIO(block), delimiter="\t", dtype=np.float64, ndmin=2).reshape(-1, 3)
+
+
+def _fetch_tuples(connection, sql: str) -> np.ndarray:
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+        chunks = []
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            chunks.append(np.array(rows, dtype=np.float64).reshape(-1, 3))
+    finally:
+        cursor.close()
+    return np.concatenate(chunks) if chunks else np.zeros((0, 3))
 
 
 def _write_estimates(
@@ -130,6 +171,7 @@ def _write_estimates(
         fit.fits.quantile(q)[groups]
         for q in (0.5, config.low_quantile, config.high_quantile, config.reminder_quantile)
     )
+    shape, scale, lapse = (fit.fits.shape[groups], fit.fits.scale[groups], fit.fits.lapse_fraction[groups])
     methods = [fit.method(i) for i in range(len(product_ids))]
     rows = [
         {
@@ -142,6 +184,9 @@ def _write_estimates(
             "n_censored": int(fit.fits.n_censored[groups[i]]),
             "method": methods[i],
             "fitted_at": now,
+            "shape": float(shape[i]),
+            "scale_days": float(scale[i]),
+            "lapse_fraction": float(lapse[i]),
         }
         for i, pid in enumerate(product_ids.tolist())
     ]

@@ -15,9 +15,12 @@ def load_metadata() -> MetaData:
     """Import every model module so the metadata is complete, and return it."""
     import accounts.audit
     import accounts.staff  # noqa: F401
+    import campaigns.advice
     import campaigns.campaign
     import campaigns.inbound
-    import campaigns.message  # noqa: F401
+    import campaigns.link_clicks
+    import campaigns.message
+    import campaigns.offer_codes  # noqa: F401
     import membership.catalog
     import membership.importing.runs
     import membership.importing.tokens

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.inbound import SurveyResponse
@@ -273,3 +273,14 @@ def task_context(session: Session, task_id: int) -> dict | None:
         "recent_messages": recent_messages,
         "logs": logs,
     }
+
+
+def task_counts(session: Session, now: dt.datetime | None = None) -> tuple[int, int]:
+    """(open, overdue) call tasks, counted in the database (the dashboard tiles)."""
+    now = now or utcnow()
+    row = session.execute(
+        select(func.count(), func.count().filter(CallTask.due_at < now)).where(
+            CallTask.status.in_(OPEN_STATES)
+        )
+    ).one()
+    return int(row[0]), int(row[1])

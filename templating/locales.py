@@ -84,3 +84,17 @@ def format_currency_filter(context, value, currency: str | None = None) -> str:
         return format_currency(Decimal(str(value)), code, locale=babel_locale(locale))
     except (ArithmeticError, ValueError):
         return str(value)
+
+
+def warm_up(locales: Iterable[str] = ("zh-CN", "en")) -> None:
+    """Load Babel's locale data now, so the first message in a language does not spend its render
+    time budget reading CLDR files (measured: a zh-CN date took > 0.5 s on a busy machine)."""
+    sample = dt.date(2026, 1, 31)
+    for name in locales:
+        loc = babel_locale(name)
+        format_date(sample, format="medium", locale=loc)
+        format_decimal(Decimal("1234.5"), locale=loc)
+        format_currency(Decimal("1234.5"), DEFAULT_CURRENCY.get(language(name), "USD"), locale=loc)
+
+
+warm_up()

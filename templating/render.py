@@ -30,6 +30,8 @@ CONTEXT_SCHEMA: dict[str, frozenset[str] | None] = {
     "lifetime": frozenset({"median_days", "method"}),
     "links": None,
     "offer": None,
+    "track": frozenset(),
+    "advice": None,
     "locale": frozenset(),
 }
 TEMPLATE_GLOBALS = frozenset({"range", "loop", "true", "false", "none", "True", "False", "None"})

@@ -8,6 +8,8 @@ import pytest
 from accounts.staff import Role
 from campaigns.campaign import CampaignKind
 from campaigns.replies import store_inbound
+from membership.importing.service import start_run
+from membership.purchase import Purchase
 from service.intake import handle_reply
 from tests.test_callback_outcomes import _complaint
 
@@ -18,6 +20,17 @@ MATRIX = {
     "campaigns.dashboard": {MARKETER, ADMIN},
     "campaigns.campaign_list": {MARKETER, ADMIN},
     "campaigns.campaign_report": {MARKETER, ADMIN},
+    "designer.new": {MARKETER, ADMIN},
+    "designer.create": {MARKETER, ADMIN},
+    "designer.edit": {MARKETER, ADMIN},
+    "designer.save": {MARKETER, ADMIN},
+    "designer.status": {MARKETER, ADMIN},
+    "designer.audience": {MARKETER, ADMIN},
+    "designer.find_members": {MARKETER, ADMIN},
+    "designer.live_preview": {MARKETER, ADMIN},
+    "designer.preview": {MARKETER, ADMIN},
+    "designer.test_send": {MARKETER, ADMIN},
+    "designer.forecast_page": {MARKETER, ADMIN},
     "callbacks.queue": {AGENT, ADMIN},
     "callbacks.task": {AGENT, ADMIN},
     "callbacks.outcome": {AGENT, ADMIN},
@@ -29,10 +42,26 @@ MATRIX = {
     "inbox.handled": STAFF,
     "members.search": STAFF,
     "members.profile": STAFF,
+    "products.index": {MARKETER, ADMIN},
+    "products.lock_override": {MARKETER, ADMIN},
+    "products.unlock_override": {MARKETER, ADMIN},
+    "products.product_prior": {MARKETER, ADMIN},
+    "products.category_prior": {MARKETER, ADMIN},
+    "imports.index": {ADMIN},
+    "imports.upload": {ADMIN},
+    "imports.run": {ADMIN},
+    "imports.status": {ADMIN},
+    "imports.errors_csv": {ADMIN},
+    "imports.duplicate_members": {ADMIN},
     "auth.logout": STAFF,
+    "i18n.set_language": STAFF,
     "auth.login": "public",
     "static": "public",
     "unsubscribe.one_click": "public",
+    "links.follow": "public",
+    "advice.advice_list": {MARKETER, ADMIN},
+    "advice.save": {MARKETER, ADMIN},
+    "advice.delete": {MARKETER, ADMIN},
     "webhooks.email_inbound": "public",
     "api.members": "public",
     "api.purchases": "public",
@@ -54,13 +83,18 @@ def seeded(session, factory):
         session, channel="sms", provider_id="SMx", from_address="+10000000000", body="?", raw={}
     )
     handle_reply(session, inbound.id)
+    run = start_run(session, "members", "members.csv")
     users = {role: factory.staff(role) for role in (AGENT, MARKETER, ADMIN)}
+    purchase = session.get(Purchase, message.purchase_id)
     session.commit()
     ids = {
         "task_id": task.id,
         "campaign_id": message.campaign_id,
         "inbound_id": inbound.id,
         "member_id": task.member_id,
+        "run_id": run.id,
+        "product_id": purchase.product_id,
+        "category_id": purchase.product.category_id,
     }
     return ids, users
 
@@ -110,6 +144,10 @@ def _special(rule):
         return {"filename": "app.css"}
     if rule.endpoint == "unsubscribe.one_click":
         return {"token": "1-bad"}
+    if rule.endpoint == "links.follow":
+        return {"token": "forged"}
+    if rule.endpoint == "advice.delete":
+        return {"advice_id": 1}
     return {}
 
 

@@ -303,3 +303,66 @@ def test_cli_prints_errors_writes_the_error_csv_and_exits_non_zero_when_nothing_
     assert result.exit_code == 1
     result = runner.invoke(import_cmd, ["members", good, "--store", "NOPE"])
     assert result.exit_code != 0 and "no store with code" in result.output
+
+
+def test_postgresql_bulk_path_agrees_with_the_python_path(session, loaded, factory, tmp_path, monkeypatch):
+    """On PostgreSQL purchase files are checked in SQL; odd rows must come out exactly as in Python.
+
+    The file is imported by the Python path, then again by the SQL path: every row the first
+    stored must be "unchanged" (same values), and both must report the same errors.
+    """
+    from itertools import cycle
+
+    from membership.importing import bulk
+
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the SQL path is PostgreSQL only")
+    factory.store(code="NY01", region="US", timezone="America/New_York")  # a zone with DST
+    session.commit()
+    dates = [
+        "2024-04-01 10:30", "2024-04-01", "2024-03-10 02:30", "2024-11-03 01:30", "2024-02-29 23:59:59",
+        "2024/02/29 10:00", "2024/02/30", "2024/01-01", "2024-02-30", "2024-01-01 24:00",
+        "2024-01-01 23:59:60", "2024-01-01T10:00", "2024/01/01",
+        "2024-01-01 10:00:00.5", "20240101", "2024年1月2日", " 2024-01-01", "2024-01-01 10:00+02:00",
+        "1999-12-31 23:00", "2100-12-31 23:00", "2999-01-01", "", "x",
+    ]  # fmt: skip
+    quantities = ["1", "", "2", "0", "01", "2.0", "2.5", "1000000", "1000001", " 3", "abc", "３", "٣"]
+    amounts = [
+        "9.90", "", "5", "5.555", "5.550", "1,000.00", "¥5", "9999999999.99", "99999999999", "-1", ".5",
+        "１２",
+    ]  # fmt: skip
+    cards = ["C001", "C002", "NOBODY", " C001", "", "C\x01"]
+    skus = ["TT-BALL", "TT-PADDLE", "NOPE", "", "TT-BALL "]
+    stores = ["", "BJ01", "NY01", "XX", " BJ01", "NY01", "NY01"]  # 7, prime to the 23 dates: each meets each
+    ids = ["L{}", "L{}", " L{} ", "行{}", "L{}" + "x" * 80, "", "L{}"]
+    columns = zip(cycle(dates), cycle(quantities), cycle(amounts), cycle(cards), cycle(skus), cycle(stores))
+    lines = ["line_id,card_number,sku,purchased_at,quantity,amount,store,note"]
+    for i, (date, quantity, amount, card, sku, store_code) in zip(range(400), columns, strict=False):
+        line_id = ids[i % len(ids)].format(i % 350)  # some ids repeat
+        if i % 2:  # every other row is plain apart from its date and store
+            quantity, amount, card, sku = str(1 + i % 3), f"{i}.50", ("C001", "C002")[i % 4 // 2], "TT-BALL"
+        lines.append(f'{line_id},{card},{sku},"{date}",{quantity},"{amount}",{store_code},"a\tb"')
+    path = write(tmp_path, "tricky.csv", "\n".join(lines) + "\n")
+
+    def errors(run):
+        stmt = select(ImportRowError).where(ImportRowError.run_id == run.id).order_by(ImportRowError.id)
+        return [(e.line, e.column, e.reason, e.raw) for e in session.scalars(stmt)]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(bulk, "usable", lambda *args: False)
+        python = import_file(session, "purchases", path, store_code="NY01")
+    used = []
+    monkeypatch.setattr(bulk.PurchaseBulk, "stage", _spy(bulk.PurchaseBulk.stage, used))
+    sql = import_file(session, "purchases", path, store_code="NY01")
+    assert used, "the SQL path was not taken"
+    assert python.inserted > 50 and python.failed > 50  # the file exercises both outcomes
+    assert (sql.inserted, sql.updated, sql.unchanged, sql.failed) == (0, 0, python.imported, python.failed)
+    assert errors(sql) == errors(python)
+
+
+def _spy(method, calls: list):
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return method(*args, **kwargs)
+
+    return spy

@@ -47,11 +47,11 @@ def test_second_tick_inserts_nothing(session, factory, now):
 
 
 def test_replenishment_due_before_predicted_end_of_life_unless_repurchased(session, factory, now):
-    product = factory.product(prior_days=180)  # Weibull(2) prior: 25% quantile ≈ 116 days
+    product = factory.product(prior_days=180)  # Weibull(2) prior: 30% quantile ≈ 129 days
     factory.estimates()
     due_member, repurchased, early = factory.member(), factory.member(), factory.member()
-    factory.purchase(due_member, product, now - 112 * DAY)  # 116 - 7 lead days = 109 ≤ 112
-    factory.purchase(repurchased, product, now - 112 * DAY)
+    factory.purchase(due_member, product, now - 125 * DAY)  # 129 - 7 lead days = 122 ≤ 125
+    factory.purchase(repurchased, product, now - 125 * DAY)
     factory.purchase(repurchased, product, now - 10 * DAY)
     factory.purchase(early, product, now - 60 * DAY)
     factory.campaign(CampaignKind.REPLENISHMENT, settings={"lead_days": 7, "window_days": 14})

@@ -44,3 +44,12 @@ def test_twilio_channel_needs_credentials(tmp_path):
         }
     )
     assert ok.twilio_messaging_service_sid == "MG123"
+
+
+def test_every_setting_is_documented_in_the_readme():
+    from pathlib import Path
+
+    import settings
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert [name for name in settings._PARSERS if f"HUIFANG_{name}" not in readme] == []

@@ -11,15 +11,33 @@ csrf = CSRFProtect()
 
 
 def init_app(app: Flask) -> None:
-    """Register login, CSRF, security headers and every blueprint."""
-    from web import api, auth, callbacks, campaigns, inbox, members, unsubscribe, webhooks
+    """Register login, CSRF, languages, security headers and every blueprint."""
+    from web import (
+        api,
+        auth,
+        callbacks,
+        campaigns,
+        designer,
+        i18n,
+        imports,
+        inbox,
+        members,
+        products,
+        unsubscribe,
+        webhooks,
+    )
 
     csrf.init_app(app)
     auth.init_app(app)
-    for module in (auth, campaigns, members, callbacks, inbox):
+    i18n.init_app(app)
+    for module in (auth, campaigns, designer, members, products, callbacks, inbox, imports):
         app.register_blueprint(module.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(unsubscribe.bp)
+    from web import advice, links
+
+    app.register_blueprint(links.bp)  # public GET redirect: the signed token is the credential
+    app.register_blueprint(advice.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # POS systems authenticate with a per-store bearer token
     csrf.exempt(webhooks.bp)  # webhooks authenticate by signature or token, not by session

@@ -80,10 +80,13 @@ def _rows() -> list:
     """The batch's rows, or a 400/413 before anything is stored."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise RequestEntityTooLarge(f"bodies are limited to {MAX_BODY_BYTES:,} bytes")
-    request.max_content_length = MAX_BODY_BYTES  # also bounds chunked bodies without a length
+    # A chunked body has no length: read at most one byte past the limit, so a body cut off at
+    # the limit is told apart from one that fits (Werkzeug truncates silently rather than raise).
+    request.max_content_length = MAX_BODY_BYTES + 1
+    if len(request.get_data(cache=True)) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge(f"bodies are limited to {MAX_BODY_BYTES:,} bytes")
     body = request.get_json(force=True, silent=True)
     if body is None:
-        request.get_data()  # raises 413 for an oversized chunked body before we call it malformed
         raise BadRequest('the body must be JSON: {"rows": [...]}')
     rows = body.get("rows") if isinstance(body, dict) else None
     if not isinstance(rows, list) or not rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import wraps
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 
 from accounts.staff import Role, StaffUser, authenticate
@@ -49,7 +50,7 @@ def login():
             return redirect(
                 url_for("campaigns.dashboard" if user.role is not Role.AGENT else "callbacks.queue")
             )
-        flash("Wrong e-mail or password.")
+        flash(_("Wrong e-mail or password."))
     return render_template("login.html")
 
 

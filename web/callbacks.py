@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -16,6 +17,7 @@ from service.queue import claim_next, list_tasks, log_outcome, reassign, task_co
 from service.reports import service_report
 from service.task import RootCause, TaskOutcome
 from web.auth import roles_required
+from web.domain_text import label, tr
 
 bp = Blueprint("callbacks", __name__, url_prefix="/callbacks")
 
@@ -48,7 +50,7 @@ def claim():
     task = claim_next(session, current_user.id)
     session.commit()
     if task is None:
-        flash("No task is waiting right now.")
+        flash(_("No task is waiting right now."))
         return redirect(url_for("callbacks.queue"))
     return redirect(url_for("callbacks.task", task_id=task.id))
 
@@ -85,10 +87,10 @@ def outcome(task_id: int):
         )
     except (ValueError, LookupError) as exc:
         session.rollback()
-        flash(str(exc))
+        flash(tr(exc))
         return redirect(url_for("callbacks.task", task_id=task_id))
     session.commit()
-    flash(f"Task {task_id}: {chosen.value.replace('_', ' ')} logged.")
+    flash(_("Task %(id)s: %(outcome)s logged.", id=task_id, outcome=label(chosen)))
     return redirect(url_for("callbacks.queue"))
 
 
@@ -99,16 +101,16 @@ def reassign_task(task_id: int):
     to_staff = request.form.get("to", type=int)
     colleague = session.get(StaffUser, to_staff) if to_staff else None
     if colleague is None or not colleague.active:
-        flash("Choose an active colleague to hand the task to.")
+        flash(_("Choose an active colleague to hand the task to."))
         return redirect(url_for("callbacks.task", task_id=task_id))
     try:
         reassign(session, task_id, colleague.id, current_user.id)
     except (ValueError, LookupError) as exc:
         session.rollback()
-        flash(str(exc))
+        flash(tr(exc))
         return redirect(url_for("callbacks.task", task_id=task_id))
     session.commit()
-    flash(f"Task {task_id} handed to {colleague.name}.")
+    flash(_("Task %(id)s handed to %(name)s.", id=task_id, name=colleague.name))
     return redirect(url_for("callbacks.queue"))
 
 

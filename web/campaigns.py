@@ -10,11 +10,12 @@ from sqlalchemy import func, select
 
 from accounts.staff import Role
 from campaigns.campaign import Campaign
+from campaigns.dashboard import messages_by_day, repeat_purchase_by_month, satisfaction_by_week
 from campaigns.measurement import campaign_results
 from campaigns.reports import campaign_status_counts, survey_answer_counts, unmatched_replies
 from database.appsession import db_session
 from membership.member import Member
-from service.queue import list_tasks
+from service.queue import task_counts
 from web.auth import roles_required
 
 bp = Blueprint("campaigns", __name__)
@@ -28,8 +29,11 @@ def dashboard():
         "dashboard.html",
         members=session.scalar(select(func.count()).select_from(Member)),
         campaigns=campaign_status_counts(session),
-        open_tasks=len(list_tasks(session, status="open")),
+        tasks=task_counts(session),
         unmatched=len(unmatched_replies(session)),
+        by_day=messages_by_day(session),
+        satisfaction=satisfaction_by_week(session),
+        repeat=repeat_purchase_by_month(session),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import or_, select
 
@@ -13,6 +14,7 @@ from database.appsession import db_session
 from membership.member import Member
 from service.intake import handle_reply
 from web.auth import roles_required
+from web.domain_text import label, tr
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -37,7 +39,7 @@ def assign(inbound_id: int):
         else None
     )
     if member is None:
-        flash(f"No member with card number or phone {key!r}.")
+        flash(_("No member with card number or phone %(key)s.", key=repr(key)))
         return redirect(url_for("inbox.inbox"))
     settings = current_app.extensions["huifang.settings"]
     try:
@@ -47,11 +49,19 @@ def assign(inbound_id: int):
         mark_handled(session, inbound_id, current_user.id, f"assigned to member {member.card_number}")
     except LookupError as exc:
         session.rollback()
-        flash(str(exc))
+        flash(tr(exc))
         return redirect(url_for("inbox.inbox"))
     session.commit()
-    done = f"; call task {task_id} opened" if task_id else ""
-    flash(f"Reply {inbound_id} assigned to {member.name}, read as {outcome.intent}{done}.")
+    done = _("; call task %(id)s opened", id=task_id) if task_id else ""
+    flash(
+        _(
+            "Reply %(id)s assigned to %(name)s, read as %(intent)s%(done)s.",
+            id=inbound_id,
+            name=member.name,
+            intent=label(outcome.intent),
+            done=done,
+        )
+    )
     return redirect(url_for("inbox.inbox"))
 
 
@@ -63,8 +73,8 @@ def handled(inbound_id: int):
         mark_handled(session, inbound_id, current_user.id, request.form.get("note", "")[:2000])
     except LookupError as exc:
         session.rollback()
-        flash(str(exc))
+        flash(tr(exc))
         return redirect(url_for("inbox.inbox"))
     session.commit()
-    flash(f"Reply {inbound_id} marked as handled.")
+    flash(_("Reply %(id)s marked as handled.", id=inbound_id))
     return redirect(url_for("inbox.inbox"))

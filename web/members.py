@@ -7,8 +7,10 @@ from flask import Blueprint, abort, render_template, request
 from accounts.staff import Role
 from campaigns.reports import member_messages, member_replies
 from database.appsession import db_session
+from database.base import utcnow
+from membership.importing.runs import ImportRun, purchases_with_runs
 from membership.member import Member
-from membership.profile import consent_history, purchases_of, search_members
+from membership.profile import consent_history, owned_items, search_members
 from service.queue import list_tasks
 from web.auth import roles_required
 
@@ -33,7 +35,10 @@ def profile(member_id: int):
     return render_template(
         "member.html",
         member=member,
-        purchases=purchases_of(session, member_id),
+        member_run=session.get(ImportRun, member.last_import_run_id) if member.last_import_run_id else None,
+        purchases=purchases_with_runs(session, member_id),
+        owned=owned_items(session, member_id),
+        now=utcnow(),
         messages=member_messages(session, member_id),
         replies=member_replies(session, member_id),
         consents=consent_history(session, member_id),

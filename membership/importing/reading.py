@@ -47,6 +47,11 @@ def detect_encoding(sample: bytes) -> str:
     cut = sample.rfind(b"\n")
     if len(sample) >= SAMPLE_BYTES and cut > 0:
         sample = sample[: cut + 1]  # do not let a character cut in half at the end mislead the guess
+    try:  # text that is valid UTF-8 is UTF-8: GB18030 Chinese almost never is, by accident
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
     best = charset_normalizer.from_bytes(sample, cp_isolation=list(_CANDIDATES)).best()
     if best is not None:
         return checked_encoding(best.encoding)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from database.base import Base, utcnow
 from membership.member import Member, str_enum
+from membership.purchase import Purchase
 
 
 class ImportKind(enum.StrEnum):
@@ -89,6 +90,22 @@ def run_errors(session: Session, run_id: int, limit: int | None = None) -> Itera
     if limit is not None:
         stmt = stmt.limit(limit)
     return session.scalars(stmt.execution_options(yield_per=1000))
+
+
+def recent_runs(session: Session, limit: int = 20) -> list[ImportRun]:
+    """The latest runs, newest first, for the import page."""
+    return list(session.scalars(select(ImportRun).order_by(ImportRun.id.desc()).limit(limit)))
+
+
+def purchases_with_runs(session: Session, member_id: int) -> list[tuple[Purchase, ImportRun | None]]:
+    """A member's purchases, newest first, each with the import run that last wrote it (one query)."""
+    stmt = (
+        select(Purchase, ImportRun)
+        .outerjoin(ImportRun, ImportRun.id == Purchase.last_import_run_id)
+        .where(Purchase.member_id == member_id)
+        .order_by(Purchase.purchased_at.desc(), Purchase.id.desc())
+    )
+    return [(purchase, run) for purchase, run in session.execute(stmt)]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ so an interrupted import can simply be run again (the merge is idempotent).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from database.base import utcnow
+from membership.importing import bulk
 from membership.importing.formats import FORMATS, HeaderError, match_header
 from membership.importing.reading import EncodingError, Unreadable, open_csv
 from membership.importing.runs import ImportKind, ImportRowError, ImportRun
@@ -48,7 +49,7 @@ def start_run(
     store = _store_by_code(session, store_code) if store_code else None
     run = ImportRun(
         kind=ImportKind(kind),
-        file_name=file_name[:255],
+        file_name=_printable(file_name[:255]),
         store_id=store.id if store else None,
         dry_run=dry_run,
         source=source,
@@ -90,6 +91,12 @@ def import_file(
         positions = [(i, key) for i, key in enumerate(keys) if key]
         present = frozenset(key for _, key in positions)
         delimiter = source.delimiter
+        batch = _Batch(session, run, kind, present, path.name, dry_run, progress, chunk_rows, delimiter)
+        if kind == "purchases" and bulk.usable(session, batch.ctx):
+            loader = bulk.PurchaseBulk(
+                session, batch.ctx, batch.writer, {k: i for i, k in positions}, delimiter
+            )
+            return batch.process_bulk(loader.encode(source.rows()), loader)
 
         def rows():
             for line, values in source.rows():
@@ -100,7 +107,6 @@ def import_file(
                 row = {key: values[i] for i, key in positions if i < size}
                 yield line, row, values if size else None
 
-        batch = _Batch(session, run, kind, present, path.name, dry_run, progress, chunk_rows, delimiter)
         return batch.process(rows())
 
 
@@ -177,36 +183,15 @@ class _Batch:
         self.key_column = FORMATS[kind].key
 
     def process(
-        self, rows: Iterable[tuple[int, Mapping | Unreadable, object]], finish: bool = True
+        self,
+        rows: Iterable[tuple[int, Mapping | Unreadable, object]],
+        finish: bool = True,
     ) -> ImportRun:
-        records: dict[str, tuple] = {}
-        raws: dict[int, object] = {}
-        errors: list[RowError] = []
+        """Validate and write ``rows`` chunk by chunk."""
         try:
-            for line, row, raw in rows:
-                self.run.rows_read += 1
-                if isinstance(row, Unreadable):
-                    errors.append(RowError(line, None, row.reason))
-                    raws[line] = raw
-                else:
-                    result = self.validate(line, row, self.ctx)
-                    if isinstance(result, list):
-                        errors.extend(result)
-                        raws[line] = raw
-                    else:
-                        key = result[self.key_index]
-                        first = records.get(key)
-                        if first is not None:
-                            # First occurrence wins within a chunk; a repeat is reported, not merged.
-                            errors.append(RowError(line, self.key_column, f"repeats line {first[0]}"))
-                            raws[line] = raw
-                        else:
-                            records[key] = result
-                            raws[line] = raw
-                if len(records) >= self.chunk_rows:
-                    self._flush(records, raws, errors)
-                    records, raws, errors = {}, {}, []
-            self._flush(records, raws, errors)
+            for read, records, raws, errors in self._chunks(rows):
+                self.run.rows_read += read
+                self._flush(records, raws, errors)
         except BaseException as exc:
             self.session.rollback()
             _fail(self.session, self.run, f"stopped by {type(exc).__name__}: {exc}"[:1000])
@@ -215,6 +200,65 @@ class _Batch:
             self.run.finish()
             self.session.commit()
         return self.run
+
+    def _chunks(self, rows: Iterable[tuple[int, Mapping | Unreadable, object]]) -> Iterator[tuple]:
+        """(rows read, records by key, raw rows by line, errors) per chunk; the last may be empty."""
+        validate, ctx, key_index, key_column = self.validate, self.ctx, self.key_index, self.key_column
+        read, records, raws, errors = 0, {}, {}, []
+        for line, row, raw in rows:
+            read += 1
+            raws[line] = raw
+            if isinstance(row, Unreadable):
+                errors.append(RowError(line, None, row.reason))
+                continue
+            result = validate(line, row, ctx)
+            if isinstance(result, list):
+                errors.extend(result)
+                continue
+            key = result[key_index]
+            first = records.get(key)
+            if first is not None:
+                # First occurrence wins within a chunk; a repeat is reported, not merged.
+                errors.append(RowError(line, key_column, f"repeats line {first[0]}"))
+            else:
+                records[key] = result
+                if len(records) >= self.chunk_rows:
+                    yield read, records, raws, errors
+                    read, records, raws, errors = 0, {}, {}, []
+        yield read, records, raws, errors
+
+    def process_bulk(self, blocks: Iterator[bulk.Block], loader: bulk.PurchaseBulk) -> ImportRun:
+        """The PostgreSQL purchases path: ``loader`` stages each batch, then merge and record as usual."""
+        try:
+            while (staged := loader.stage(blocks)) is not None:
+                self.run.rows_read += staged.read
+                errors = staged.errors
+                if staged.staged:
+                    errors = errors + self._merge_staged(staged.staged)
+                self.run.failed += len({e.line for e in errors})
+                if errors:
+                    loader.record_errors(self.run.id, staged, errors)
+                self.session.commit()
+                if self.progress is not None:
+                    self.progress(self.run)
+        except BaseException as exc:
+            self.session.rollback()
+            _fail(self.session, self.run, f"stopped by {type(exc).__name__}: {exc}"[:1000])
+            raise
+        self.run.finish()
+        self.session.commit()
+        return self.run
+
+    def _merge_staged(self, staged: int) -> list[RowError]:
+        """Merge the writer's staging table (in a savepoint rolled back on a dry run); returns its errors."""
+        nested = self.session.begin_nested() if self.dry_run else None
+        result = self.writer.merge(staged)
+        if nested is not None:
+            nested.rollback()
+        self.run.inserted += result.inserted
+        self.run.updated += result.updated
+        self.run.unchanged += result.unchanged
+        return result.errors
 
     def _flush(self, records: dict[str, tuple], raws: dict[int, object], errors: list[RowError]) -> None:
         if records:
@@ -235,7 +279,7 @@ class _Batch:
                         "run_id": self.run.id,
                         "line": e.line,
                         "column": e.column,
-                        "reason": e.reason[:500],
+                        "reason": _printable(e.reason[:500]),
                         "raw": self._raw(raws.get(e.line)),
                     }
                     for e in sorted(errors, key=lambda e: e.line)
@@ -256,7 +300,12 @@ class _Batch:
             text = json.dumps(raw, ensure_ascii=False, default=str)
         else:
             text = str(raw)
-        return text[:MAX_RAW_CHARS]
+        return _printable(text[:MAX_RAW_CHARS])
+
+
+def _printable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL; a raw row or a validator's message may quote one."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _context(session: Session, run: ImportRun) -> Context:
@@ -292,7 +341,7 @@ def _store_by_code(session: Session, code: str) -> Store:
 
 
 def _fail(session: Session, run: ImportRun, message: str) -> ImportRun:
-    run.finish(message)
+    run.finish(_printable(message))
     session.add(run)
     session.commit()
     return run

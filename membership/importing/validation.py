@@ -110,11 +110,35 @@ def phone(value: str | None, region: str | None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+_SIMPLE_LOCAL = re.compile(r"[A-Za-z0-9_%+\-]+(?:\.[A-Za-z0-9_%+\-]+)*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _ascii_domain(domain: str) -> str | None:
+    """email-validator's normalised form of a plain ASCII ``domain``, else None (the full check runs).
+
+    Cached: a members file has millions of addresses but few domains, and the domain is where
+    email-validator spends its time.
+    """
+    try:
+        normal = validate_email("a@" + domain, check_deliverability=False).domain
+    except EmailNotValidError:
+        return None
+    return normal if normal.isascii() and len(normal) == len(domain) else None
+
+
 def email(value: str | None) -> str | None:
     """The normalised address; syntax only, no DNS (imports must not depend on the network)."""
     value = (value or "").strip()
     if not value:
         return None
+    # Fast path, same result: a plain dot-atom local part is kept as written by email-validator,
+    # so only the (cached) domain needs its check. Anything else takes the full check below.
+    local, _, domain = value.rpartition("@")
+    if len(value) <= 254 and len(local) <= 64 and _SIMPLE_LOCAL.fullmatch(local):
+        normal = _ascii_domain(domain)
+        if normal is not None:
+            return f"{local}@{normal}"
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -132,6 +156,12 @@ def timestamp(value: str | None, tz: dt.tzinfo, *, required: bool = False) -> dt
         if required:
             raise Invalid("required")
         return None
+    return _timestamp(value, tz)
+
+
+@functools.lru_cache(maxsize=4096)
+def _timestamp(value: str, tz: dt.tzinfo) -> dt.datetime:
+    """``timestamp`` of a non-empty, trimmed value; cached because files repeat dates (joined_at)."""
     match = _DATE.fullmatch(value)
     if match is None:
         raise Invalid(f"not a date in a supported format: {value[:40]!r}")
@@ -173,10 +203,10 @@ def amount(value: str | None) -> Decimal | None:
         number = Decimal(value.replace(",", ""))
     except InvalidOperation:
         raise Invalid(f"not an amount: {value[:40]!r}") from None
+    if number > MAX_AMOUNT:  # first: quantizing a huge number overflows the decimal context
+        raise Invalid("amount too large")
     if number.as_tuple().exponent < -2 and number != number.quantize(Decimal("0.01")):
         raise Invalid("more than two decimal places")
-    if number > MAX_AMOUNT:
-        raise Invalid("amount too large")
     return number.quantize(Decimal("0.01"))
 
 
@@ -187,7 +217,10 @@ def integer(value: str | None, low: int, high: int) -> int | None:
         return None
     if not _INTEGER.fullmatch(value):
         raise Invalid(f"not a whole number: {value[:40]!r}")
-    number = int(value.split(".")[0])
+    digits = value.split(".")[0].lstrip("0")
+    if len(digits) > len(str(high)):  # also spares int() a 5,000-digit string, which it refuses
+        raise Invalid(f"must be between {low} and {high}")
+    number = int(digits or "0")
     if not low <= number <= high:
         raise Invalid(f"must be between {low} and {high}")
     return number
@@ -224,8 +257,9 @@ def zone(value: str) -> str:
     return value.strip()
 
 
+@functools.lru_cache(maxsize=4096)
 def interests(value: str | None) -> str | None:
-    """A JSON list of distinct, trimmed interests, in the order given."""
+    """A JSON list of distinct, trimmed interests, in the order given (cached: lists repeat)."""
     items = [i.strip() for i in _LIST_SEPARATORS.split(value or "") if i.strip()]
     if not items:
         return None

@@ -65,21 +65,27 @@ class Writer:
 
     # -- staging -----------------------------------------------------------------------------------
 
+    def create_stage(self) -> None:
+        """An empty staging table for one chunk (PostgreSQL: dropped when the chunk commits)."""
+        columns = ", ".join(f"{f} {_STAGE_TYPES[f]}" for f in self.fields)
+        # ON COMMIT DROP: each chunk is its own transaction, so no table outlives its chunk.
+        self._sql(f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({columns}) ON COMMIT DROP")
+        self._sql(f"TRUNCATE {self.stage}")
+
+    def copy_records(self, records: Sequence[tuple]) -> None:
+        """PostgreSQL: append ``records`` to the staging table with one COPY."""
+        raw = self.session.connection().connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {self.stage} ({', '.join(self.fields)}) FROM STDIN") as cp:
+            for record in records:
+                cp.write_row(record)
+
     def load(self, records: Sequence[tuple]) -> None:
         """Put ``records`` (and only them) in the staging table."""
-        columns = ", ".join(f"{f} {_STAGE_TYPES[f]}" for f in self.fields)
         if self.dialect == "postgresql":
-            # ON COMMIT DROP: each chunk is its own transaction, so no table outlives its chunk.
-            self._sql(f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({columns}) ON COMMIT DROP")
-            self._sql(f"TRUNCATE {self.stage}")
-            raw = self.session.connection().connection.driver_connection
-            with (
-                raw.cursor() as cur,
-                cur.copy(f"COPY {self.stage} ({', '.join(self.fields)}) FROM STDIN") as cp,
-            ):
-                for record in records:
-                    cp.write_row(record)
+            self.create_stage()
+            self.copy_records(records)
         else:
+            columns = ", ".join(f"{f} {_STAGE_TYPES[f]}" for f in self.fields)
             self._sql(f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({columns})")
             self._sql(f"DELETE FROM {self.stage}")
             marks = ", ".join("?" * len(self.fields))
@@ -255,11 +261,16 @@ class MemberWriter(Writer):
         return conditions
 
     def _apply_consent(self, conditions: dict[str, str]) -> None:
-        """Stated consent becomes ledger events (source "import", evidence file and line), then flags."""
+        """Stated consent becomes ledger events (source "import", evidence file and line), then flags.
+
+        Every channel's events are written before the one UPDATE flips the flags, so both see the
+        same rows; one UPDATE for all channels rewrites each member row once, not once per channel.
+        """
+        if not conditions:
+            return
         as_text = "text" if self.dialect == "postgresql" else "TEXT"
         for channel, condition in conditions.items():
             col = f"{channel}_consent"
-            # The INSERT runs before the UPDATE flips the flags, so both see the same rows.
             self._sql(
                 f"INSERT INTO consent_events (member_id, channel, granted, source, evidence, at) "
                 f"SELECT members.id, '{channel}', s.{col}, 'import', "
@@ -268,12 +279,16 @@ class MemberWriter(Writer):
                 evidence=f"{self.target.source_name[:400]} line ",
                 now=self.target.now,
             )
-            self._sql(
-                f"UPDATE members SET {col} = s.{col}, {col}_at = :now, {col}_source = 'import', "
-                f"updated_at = :now FROM {self.stage} s "
-                f"WHERE members.card_number = s.card_number AND {condition}",
-                now=self.target.now,
-            )
+        sets = []
+        for channel, condition in conditions.items():
+            col = f"{channel}_consent"
+            for target, value in ((col, f"s.{col}"), (f"{col}_at", ":now"), (f"{col}_source", "'import'")):
+                sets.append(f"{target} = CASE WHEN {condition} THEN {value} ELSE members.{target} END")
+        self._sql(
+            f"UPDATE members SET {', '.join(sets)}, updated_at = :now FROM {self.stage} s "
+            f"WHERE members.card_number = s.card_number AND ({' OR '.join(conditions.values())})",
+            now=self.target.now,
+        )
 
 
 class ProductWriter(Writer):
