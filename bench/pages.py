@@ -26,6 +26,7 @@ from campaigns.replies import store_inbound
 from campaigns.scheduler import tick
 from database.engine import make_engine, make_sessionmaker
 from membership.lifetime import store_prior_estimates
+from migrations import load_metadata
 from service.intake import handle_reply
 
 TARGET_P95_MS = 300
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--url", help="a database already loaded by bench/_data.load (skips the load)")
     args = parser.parse_args()
+    load_metadata()  # every model mapped before the first flush, as the app does
     now = dt.datetime(2026, 11, 23, 12, 0)  # the data generator's clock
     server, url = (None, args.url) if args.url else start_postgres()
     try:
