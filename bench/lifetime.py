@@ -129,7 +129,16 @@ def _run_command(kind: str, path: str, queue) -> None:
         out = Path(path).with_suffix(".due.csv")
         written = lifetime_files.predict(path, cutoff, out)
         summary = f"  wrote {written:,} rows"
-    queue.put((time.perf_counter() - started, peak_rss_mb(), summary))
+    queue.put((time.perf_counter() - started, _own_peak_rss_mb(), summary))
+
+
+def _own_peak_rss_mb() -> float:
+    """VmHWM of this process image: getrusage's maxrss survives exec, so a spawned child would report
+    the peak of the (much larger) parent it was forked from."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return peak_rss_mb()
 
 
 def bench_files(data: dict, lines: int) -> None:
