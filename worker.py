@@ -15,7 +15,7 @@ from rq.serializers import JSONSerializer
 from app import create_app
 from database.base import utcnow
 from jobs.connection import QUEUES, redis
-from jobs.schedule import run_tick_now, schedule_next_tick, schedule_nightly_fit
+from jobs.schedule import run_tick_now, schedule_dashboard_refresh, schedule_next_tick, schedule_nightly_fit
 
 
 class HuifangWorker(Worker):
@@ -25,6 +25,7 @@ class HuifangWorker(Worker):
         super().run_maintenance_tasks()
         now = utcnow()
         schedule_next_tick(now, self.flask_app)
+        schedule_dashboard_refresh(now, self.flask_app)
         schedule_nightly_fit(now, self.flask_app)
 
 
@@ -36,6 +37,7 @@ def run(queues: tuple[str, ...] = QUEUES, burst: bool = False, app=None) -> None
         worker = HuifangWorker(list(queues), connection=redis(app), serializer=JSONSerializer)
         worker.flask_app = app
         run_tick_now(app)
+        schedule_dashboard_refresh(utcnow(), app)
         schedule_nightly_fit(utcnow(), app)
         worker.work(burst=burst, with_scheduler=True, max_idle_time=None)
 

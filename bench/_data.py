@@ -23,6 +23,19 @@ CATEGORIES = [
 ]
 
 
+INTERESTS = ["running", "hiking", "tennis", "yoga", "cycling", "swimming", "table-tennis", "climbing"]
+
+
+def _interests(i: int) -> str:
+    """One or two interests per member, none for every fifth: each interest on a fifth of members or so."""
+    if i % 5 == 0:
+        return "[]"
+    first = INTERESTS[i % 8]
+    if i % 3:
+        return f'["{first}"]'
+    return f'["{first}", "{INTERESTS[(i // 3 + 3) % 8]}"]'
+
+
 def start_postgres() -> tuple[PostgresServer, str]:
     server = PostgresServer()
     url = server.create_database()
@@ -64,7 +77,8 @@ def load(url: str, members: int, purchases: int, now: dt.datetime, seed: int = 7
             for start in range(0, members, 100_000):
                 ids = np.arange(start, min(start + 100_000, members))
                 yield "".join(
-                    f"C{i}\tMember {i}\t+4477{i:08d}\tm{i}@example.com\ten\t1\tstandard\t[]\tt\tf\t{now}\t{now}\n"
+                    f"C{i}\tMember {i}\t+4477{i:08d}\tm{i}@example.com\ten\t1\tstandard\t{_interests(i)}"
+                    f"\tt\tf\t{now}\t{now}\n"
                     for i in ids
                 )
 

@@ -19,6 +19,13 @@ from membership.member import Member
 from membership.purchase import Purchase
 
 DEFAULT_WINDOW_DAYS = 14
+# How long after falling due a row may still be sent (a tick that missed it catches up within this).
+KIND_WINDOW_DAYS = {CampaignKind.SURVEY: 7, CampaignKind.WINBACK: 30}
+
+
+def window_days(campaign: Campaign) -> int:
+    """The campaign's catch-up window in days: its ``window_days`` setting or its kind's default."""
+    return campaign.setting("window_days", KIND_WINDOW_DAYS.get(campaign.kind, DEFAULT_WINDOW_DAYS))
 
 
 def _ref(prefix: str, column) -> object:
@@ -28,7 +35,7 @@ def _ref(prefix: str, column) -> object:
 def replenishment_due(campaign: Campaign, now: dt.datetime) -> Select:
     """Latest purchase of an item whose reminder time (minus lead days) has come, not yet repurchased."""
     lead = campaign.setting("lead_days", 7)
-    window = campaign.setting("window_days", DEFAULT_WINDOW_DAYS)
+    window = window_days(campaign)
     later = aliased(Purchase)
     later_product = aliased(Product)
     # A marketer's override is the item's lifetime (a median): the reminder keeps the fitted ratio of
@@ -79,7 +86,7 @@ def replenishment_due(campaign: Campaign, now: dt.datetime) -> Select:
 def survey_due(campaign: Campaign, now: dt.datetime) -> Select:
     """One survey per member per shopping day, N days after it."""
     days_after = campaign.setting("days_after", 3)
-    window = campaign.setting("window_days", 7)
+    window = window_days(campaign)
     first_line = func.min(Purchase.id)
     stmt = (
         select(
@@ -108,7 +115,7 @@ def _only_categories(stmt: Select, campaign: Campaign) -> Select:
 def winback_due(campaign: Campaign, now: dt.datetime) -> Select:
     """Members whose last purchase is more than N days old: one message per lapse (keyed by that purchase)."""
     days = campaign.setting("days_without_purchase", 180)
-    window = campaign.setting("window_days", 30)
+    window = window_days(campaign)
     last = (
         select(
             Purchase.member_id,

@@ -15,7 +15,7 @@ from sqlalchemy import column, exists, func, select, table
 from sqlalchemy.orm import Session
 
 from campaigns.audience_filters import member_conditions
-from campaigns.audiences import AUDIENCES
+from campaigns.audiences import AUDIENCES, window_days
 from campaigns.campaign import Campaign, CampaignKind
 from campaigns.context import subject_items
 from campaigns.guardrails import CAP_MESSAGES, CAP_WINDOW
@@ -58,6 +58,7 @@ class Forecast:
     segments_per_sms: dict[str, float]  # locale → average segments
     segment_cost: float
     problems: list[str] = field(default_factory=list)
+    computed_at: dt.datetime | None = None
 
     @property
     def totals(self) -> ForecastDay:
@@ -90,13 +91,7 @@ def forecast(
     days = [ForecastDay((now + dt.timedelta(days=d)).date()) for d in range(DAYS)]
     if audience is None:
         return Forecast(days, {}, None, {}, segment_cost, [f"no audience for {campaign.kind.value}"])
-    rows_by_day: list[list[_Row]] = []
-    for d in range(DAYS):
-        start, end = now + dt.timedelta(days=d), now + dt.timedelta(days=d + 1)
-        rows = _due_rows(session, campaign, audience(campaign, end), start if d else None, end)
-        rows_by_day.append(rows)
-        if campaign.kind in _ONE_SHOT and rows:
-            break
+    rows_by_day = due_by_day(session, campaign, audience, now)
     stores = {s.id: s for s in session.scalars(select(Store))}
     segments, problems = _segments_per_locale(session, campaign, rows_by_day, stores, now)
     sent_by_store: Counter = Counter()
@@ -132,7 +127,76 @@ def forecast(
         for sid, n in sent_by_store.items()
         if rate
     }
-    return Forecast(days, tasks, rate, segments, segment_cost, problems)
+    return Forecast(days, tasks, rate, segments, segment_cost, problems, now)
+
+
+_DAY_COUNTS = ("segments", "cost", "held_out", "suppressed", "deferred_quiet", "deferred_cap")
+
+
+def forecast_to_dict(result: Forecast) -> dict:
+    """Plain JSON values (a background job's result)."""
+    return {
+        "days": [
+            {"date": d.date.isoformat(), "sends": dict(d.sends), **{k: getattr(d, k) for k in _DAY_COUNTS}}
+            for d in result.days
+        ],
+        "tasks_by_store": result.tasks_by_store,
+        "task_rate": result.task_rate,
+        "segments_per_sms": result.segments_per_sms,
+        "segment_cost": result.segment_cost,
+        "problems": result.problems,
+        "computed_at": result.computed_at.isoformat() if result.computed_at else None,
+    }
+
+
+def forecast_from_dict(data: dict) -> Forecast:
+    """The inverse of ``forecast_to_dict``."""
+    days = [
+        ForecastDay(dt.date.fromisoformat(d["date"]), Counter(d["sends"]), **{k: d[k] for k in _DAY_COUNTS})
+        for d in data["days"]
+    ]
+    computed = data.get("computed_at")
+    return Forecast(
+        days,
+        data["tasks_by_store"],
+        data["task_rate"],
+        data["segments_per_sms"],
+        data["segment_cost"],
+        data["problems"],
+        dt.datetime.fromisoformat(computed) if computed else None,
+    )
+
+
+def due_by_day(session: Session, campaign: Campaign, audience, now: dt.datetime) -> list[list[_Row]]:
+    """What falls due on each of the next 30 days (day 0 includes anything already due), in one query.
+
+    Evaluating the due query at the horizon with its look-back window widened by the horizon gives
+    exactly the union of the 30 daily evaluations (each day's rows are those due before its end and
+    after its start), so the purchase history is read once instead of thirty times.
+    """
+    by_day: list[list[_Row]] = [[] for _ in range(DAYS)]
+    if campaign.kind in _ONE_SHOT:
+        # Due once, at launch or at the broadcast's send_at if that is within the period.
+        send_at = (campaign.settings or {}).get("send_at")
+        at = max(now, dt.datetime.fromisoformat(send_at)) if send_at else now
+        day = (at - now) // dt.timedelta(days=1)
+        if day < DAYS:
+            by_day[day] = _due_rows(
+                session, campaign, audience(campaign, at), None, at + dt.timedelta(days=1)
+            )
+        return by_day
+    horizon = now + dt.timedelta(days=DAYS)
+    widened = Campaign(
+        **{c.key: getattr(campaign, c.key) for c in Campaign.__table__.columns},
+    )
+    widened.settings = {
+        **(campaign.settings or {}),
+        "window_days": window_days(campaign) + DAYS - 1,
+    }
+    for row in _due_rows(session, widened, audience(widened, horizon), None, horizon):
+        day = max(0, (row.due_at - now) // dt.timedelta(days=1))
+        by_day[day].append(row)
+    return by_day
 
 
 def _due_rows(
@@ -183,16 +247,19 @@ def _recent_sends(session: Session, member_ids: set[int], now: dt.datetime) -> d
     recent: dict[int, list[dt.datetime]] = defaultdict(list)
     if not member_ids:
         return recent
-    ids = list(member_ids)
-    for chunk in (ids[i : i + 5000] for i in range(0, len(ids), 5000)):
-        stmt = select(Message.member_id, Message.sent_at).where(
-            Message.member_id.in_(chunk),
-            Message.transactional.is_(False),
-            Message.sent_at.is_not(None),
-            Message.sent_at > now - CAP_WINDOW,
-        )
-        for member_id, sent_at in session.execute(stmt):
-            recent[member_id].append(sent_at)
+    recent_sends = select(Message.member_id, Message.sent_at).where(
+        Message.transactional.is_(False),
+        Message.sent_at.is_not(None),
+        Message.sent_at > now - CAP_WINDOW,
+    )
+    if len(member_ids) > 5000:
+        # Many members: one range read of the window's sends beats thousands of id lists.
+        for member_id, sent_at in session.execute(recent_sends):
+            if member_id in member_ids:
+                recent[member_id].append(sent_at)
+        return recent
+    for member_id, sent_at in session.execute(recent_sends.where(Message.member_id.in_(list(member_ids)))):
+        recent[member_id].append(sent_at)
     return recent
 
 

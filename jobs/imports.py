@@ -75,6 +75,13 @@ def run_import(run_id: int, path: str, encoding: str = "auto") -> dict:
             "rows_read": run.rows_read,
             "failed": run.failed,
         }
+        changed = (run.inserted or 0) + (run.updated or 0)
+        refresh = run.kind.value == "purchases" and changed and not run.dry_run
+    if refresh:
+        from jobs.dashboard import refresh_dashboard
+
+        # New purchases move the repeat-purchase chart: refresh now rather than at the next slot.
+        queue(QUEUE).enqueue(refresh_dashboard, job_timeout=1800, result_ttl=3600, failure_ttl=86400)
     log.info("import %s", summary)
     return summary
 

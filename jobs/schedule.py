@@ -1,4 +1,4 @@
-"""Periodic jobs (the tick, the nightly lifetime refit), scheduled with deterministic job ids so restarts
+"""Periodic jobs (the tick, the dashboard snapshot, the nightly lifetime refit), scheduled with deterministic job ids so restarts
 and extra workers never duplicate them."""
 
 from __future__ import annotations
@@ -12,6 +12,15 @@ from rq.exceptions import DuplicateJobError
 from jobs.connection import queue
 
 
+def _schedule_once(when: dt.datetime, func, job_id: str, app=None, **options) -> bool:
+    """Enqueue ``func`` at ``when`` under ``job_id`` unless a job with that id is already there."""
+    try:
+        queue("default", app).enqueue_at(when, func, job_id=job_id, unique=True, **options)
+    except DuplicateJobError:
+        return False
+    return True
+
+
 def _bucket(moment: dt.datetime, seconds: int) -> dt.datetime:
     epoch = int(moment.replace(tzinfo=dt.UTC).timestamp())
     return dt.datetime.fromtimestamp(epoch - epoch % seconds, dt.UTC)
@@ -23,13 +32,7 @@ def schedule_next_tick(now: dt.datetime, app=None) -> bool:
 
     seconds = (app or current_app).extensions["huifang.settings"].tick_seconds
     when = _bucket(now, seconds) + dt.timedelta(seconds=seconds)
-    try:
-        queue("default", app).enqueue_at(
-            when, tick, job_id=f"tick-{when:%Y%m%dT%H%M%S}", unique=True, result_ttl=3600, failure_ttl=86400
-        )
-    except DuplicateJobError:
-        return False
-    return True
+    return _schedule_once(when, tick, f"tick-{when:%Y%m%dT%H%M%S}", app, result_ttl=3600, failure_ttl=86400)
 
 
 def run_tick_now(app=None) -> bool:
@@ -44,6 +47,23 @@ def run_tick_now(app=None) -> bool:
     except DuplicateJobError:
         return False
     return True
+
+
+def schedule_dashboard_refresh(now: dt.datetime, app=None) -> bool:
+    """Schedule the dashboard snapshot for the next 10-minute boundary; False when already scheduled."""
+    from campaigns.dashboard_snapshot import REFRESH_MINUTES
+    from jobs.dashboard import refresh_dashboard
+
+    when = _bucket(now, REFRESH_MINUTES * 60) + dt.timedelta(minutes=REFRESH_MINUTES)
+    return _schedule_once(
+        when,
+        refresh_dashboard,
+        f"dashboard-{when:%Y%m%dT%H%M}",
+        app,
+        job_timeout=1800,
+        result_ttl=3600,
+        failure_ttl=86400,
+    )
 
 
 def next_daily_run(now: dt.datetime, at: str, zone: str) -> dt.datetime:
@@ -66,16 +86,12 @@ def schedule_nightly_fit(now: dt.datetime, app=None) -> bool:
 
     settings = (app or current_app).extensions["huifang.settings"]
     when = next_daily_run(now, settings.lifetime_fit_at, settings.timezone)
-    try:
-        queue("default", app).enqueue_at(
-            when,
-            fit_lifetimes,
-            job_id=f"lifetimes-fit-{when:%Y%m%dT%H%M}",
-            unique=True,
-            job_timeout=3600,
-            result_ttl=86400,
-            failure_ttl=7 * 86400,
-        )
-    except DuplicateJobError:
-        return False
-    return True
+    return _schedule_once(
+        when,
+        fit_lifetimes,
+        f"lifetimes-fit-{when:%Y%m%dT%H%M}",
+        app,
+        job_timeout=3600,
+        result_ttl=86400,
+        failure_ttl=7 * 86400,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, String
+from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from database.base import Base, utcnow
@@ -34,12 +34,29 @@ class Household(Base):
     name: Mapped[str | None] = mapped_column(String(200))
 
 
+def search_text(prefix: str = "") -> str:
+    """What member search matches against: the same SQL in the query (``prefix`` "members.") and the index."""
+    card, phone, email, name = (f"{prefix}{c}" for c in ("card_number", "phone", "email", "name"))
+    return f"({card} || ' ' || coalesce({phone}, '') || ' ' || coalesce({email}, '') || ' ' || {name})"
+
+
 class Member(Base):
     """A loyalty-card holder. Current consent is denormalised here for set-based audiences;
     its history is the ConsentEvent ledger."""
 
     __tablename__ = "members"
-    __table_args__ = (Index("ix_members_phone", "phone"), Index("ix_members_email", "email"))
+    __table_args__ = (
+        Index("ix_members_phone", "phone"),
+        Index("ix_members_email", "email"),
+        # Audience filters ask "has interest X" of every member; on PostgreSQL a GIN index answers it.
+        Index("ix_members_interests", text("CAST(interests AS jsonb)"), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+        # Member search is a substring match over this text; pg_trgm's GIN index makes it a lookup.
+        Index("ix_members_search", text(f"{search_text()} gin_trgm_ops"), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     card_number: Mapped[str] = mapped_column(String(64), unique=True)

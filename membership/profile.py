@@ -5,30 +5,70 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from membership.catalog import Category, Product
+from membership.importing.validation import Invalid, phone
 from membership.lifetime import LifetimeEstimate
-from membership.member import ConsentEvent, Member
+from membership.member import ConsentEvent, Member, search_text
 from membership.purchase import Purchase
+from membership.store import Store
 
 
 def search_members(session: Session, query: str, limit: int = 50) -> list[Member]:
-    """Members whose card, phone, e-mail or name contains ``query``."""
-    stmt = select(Member).order_by(Member.id).limit(limit)
+    """Members whose card, phone, e-mail or name contains ``query`` (any case), exact matches first.
+
+    An exact card, e-mail or phone (typed in national form for any store's region) comes first
+    through the plain indexes; the substring match runs over one combined text that PostgreSQL
+    answers from a trigram index (migration 0008).
+    """
     query = query.strip()
-    if query:
-        like = f"%{query}%"
-        stmt = stmt.where(
-            or_(
-                Member.card_number.like(like),
-                Member.phone.like(like),
-                Member.email.like(like),
-                Member.name.like(like),
+    if not query:
+        return list(session.scalars(select(Member).order_by(Member.id).limit(limit)))
+    exact = list(
+        session.scalars(
+            select(Member)
+            .where(
+                or_(
+                    Member.card_number == query,
+                    Member.email.in_(sorted({query, query.lower()})),
+                    Member.phone.in_(_phone_forms(session, query)),
+                )
             )
+            .order_by(Member.id)
+            .limit(limit)
         )
-    return list(session.scalars(stmt))
+    )
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    # Inlined, not bound: a prepared generic plan cannot tell a rare pattern from a common one.
+    pattern = bindparam("pattern", f"%{escaped}%", literal_execute=True)
+    stmt = (
+        select(Member)
+        .where(literal_column(search_text("members.")).ilike(pattern, escape="\\"))
+        .order_by(Member.id)
+        .limit(limit)
+    )
+    if len(exact) >= limit:
+        return exact
+    if exact:
+        stmt = stmt.where(Member.id.not_in([m.id for m in exact])).limit(limit - len(exact))
+    return exact + list(session.scalars(stmt))
+
+
+def _phone_forms(session: Session, query: str) -> list[str]:
+    """``query`` as E.164 for each region the stores are in (an agent types the local form)."""
+    if sum(ch.isdigit() for ch in query) < 6:
+        return []
+    regions = session.scalars(select(Store.region).distinct()).all()
+    forms = set()
+    for region in [*regions, None]:
+        try:
+            forms.add(phone(query, region))
+        except Invalid:
+            continue
+    forms.discard(None)
+    return sorted(forms)
 
 
 def purchases_of(session: Session, member_id: int) -> list[Purchase]:

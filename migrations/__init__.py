@@ -17,6 +17,7 @@ def load_metadata() -> MetaData:
     import accounts.staff  # noqa: F401
     import campaigns.advice
     import campaigns.campaign
+    import campaigns.dashboard_snapshot
     import campaigns.inbound
     import campaigns.link_clicks
     import campaigns.message

@@ -1,11 +1,20 @@
-"""Dashboard figures on both databases: messages per day, satisfaction per week, repeat purchases per month."""
+"""Dashboard figures on both databases: messages per day, satisfaction per week, repeat purchases per
+month, and the background snapshot that keeps the heavy ones off the page's request."""
 
 import datetime as dt
 
+from rq import SimpleWorker
+from rq.registry import ScheduledJobRegistry
+from rq.serializers import JSONSerializer
+
 from accounts.staff import Role
 from campaigns.dashboard import messages_by_day, repeat_purchase_by_month, satisfaction_by_week
+from campaigns.dashboard_snapshot import DashboardSnapshot, dashboard_figures, refresh_dashboard
 from campaigns.inbound import SurveyResponse
 from campaigns.message import Message, MessageStatus
+from database.base import utcnow
+from jobs.connection import QUEUES, queue, redis
+from jobs.schedule import schedule_dashboard_refresh
 from service.queue import task_counts
 from tests.test_callback_outcomes import _complaint
 from tests.test_web import _login
@@ -100,3 +109,56 @@ def test_dashboard_page_shows_counts_and_charts(client, session, factory):
     _login(client, marketer.email)
     page = client.get("/").get_data(as_text=True)
     assert "open call tasks" in page and "Messages sent per day" in page and page.count("<svg") == 3
+
+
+def test_snapshot_is_computed_once_then_read_until_refreshed(session, factory):
+    product = factory.product()
+    member = factory.member()
+    factory.purchase(member, product, dt.datetime(2026, 4, 2))
+    session.commit()
+    first = dashboard_figures(session, NOW)
+    session.commit()
+    may = {m.month: m for m in first.repeat}
+    assert first.computed_at == NOW and may["2026-04"].buyers == 1 and may["2026-05"].buyers == 0
+    factory.purchase(member, product, dt.datetime(2026, 5, 2))
+    session.commit()
+    # The page reads the stored snapshot: the new purchase shows only after the next refresh.
+    stored = dashboard_figures(session, NOW + dt.timedelta(minutes=5))
+    assert stored.computed_at == NOW and stored.repeat == first.repeat and stored.by_day == first.by_day
+    later = NOW + dt.timedelta(minutes=10)
+    refresh_dashboard(session, later)
+    session.commit()
+    session.expire_all()
+    again = dashboard_figures(session, later)
+    may = {m.month: m for m in again.repeat}
+    assert again.computed_at == later and (may["2026-05"].buyers, may["2026-05"].returning) == (1, 1)
+    assert len(again.by_day) == 30 and again.by_day[-1].day == later.date()
+
+
+def test_dashboard_page_says_when_its_charts_were_computed(client, session, factory):
+    marketer = factory.staff(Role.MARKETER)
+    refresh_dashboard(session, dt.datetime(2026, 5, 20, 9, 40))
+    session.commit()
+    _login(client, marketer.email)
+    page = client.get("/").get_data(as_text=True)
+    assert "computed at 2026-05-20 09:40 UTC" in page
+
+
+def test_dashboard_refresh_is_scheduled_once_per_slot_and_the_job_stores_a_snapshot(app, session, factory):
+    now = dt.datetime(2026, 6, 15, 4, 3)
+    assert schedule_dashboard_refresh(now, app) is True
+    assert schedule_dashboard_refresh(now + dt.timedelta(minutes=5), app) is False  # another worker
+    registry = ScheduledJobRegistry(queue=queue("default", app))
+    assert registry.get_job_ids() == ["dashboard-20260615T0410"]
+    registry.remove("dashboard-20260615T0410", delete_job=True)
+    factory.purchase(factory.member(), factory.product(), utcnow() - dt.timedelta(days=1))
+    session.commit()
+    queue("default", app).enqueue("jobs.dashboard.refresh_dashboard", job_id="dashboard-now")
+    worker = SimpleWorker([queue(name) for name in QUEUES], connection=redis(app), serializer=JSONSerializer)
+    assert worker.work(burst=True)
+    assert queue("default", app).fetch_job("dashboard-now").is_finished
+    session.expire_all()
+    snapshot = session.get(DashboardSnapshot, "dashboard")
+    assert snapshot is not None and sum(buyers for _, buyers, _ in snapshot.data["repeat"]) == 1
+    ids = ScheduledJobRegistry(queue=queue("default", app)).get_job_ids()
+    assert len(ids) == 1 and ids[0].startswith("dashboard-")  # it scheduled its next run

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from accounts.staff import Role
 from campaigns.campaign import Campaign
-from campaigns.dashboard import messages_by_day, repeat_purchase_by_month, satisfaction_by_week
+from campaigns.dashboard import satisfaction_by_week
+from campaigns.dashboard_snapshot import dashboard_figures
 from campaigns.measurement import campaign_results
 from campaigns.reports import campaign_status_counts, survey_answer_counts, unmatched_replies
 from database.appsession import db_session
@@ -25,15 +26,18 @@ bp = Blueprint("campaigns", __name__)
 @roles_required(Role.MARKETER)
 def dashboard():
     session = db_session()
+    figures = dashboard_figures(session)
+    session.commit()  # a snapshot computed on this first visit is kept for the next
     return render_template(
         "dashboard.html",
         members=session.scalar(select(func.count()).select_from(Member)),
         campaigns=campaign_status_counts(session),
         tasks=task_counts(session),
         unmatched=len(unmatched_replies(session)),
-        by_day=messages_by_day(session),
+        by_day=figures.by_day,
         satisfaction=satisfaction_by_week(session),
-        repeat=repeat_purchase_by_month(session),
+        repeat=figures.repeat,
+        computed_at=figures.computed_at,
     )
 
 

@@ -11,7 +11,7 @@ import hashlib
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from accounts.audit import record_audit
 from accounts.staff import Role
@@ -31,16 +31,17 @@ from campaigns.design import (
     draft_campaign,
     launch_problems,
 )
-from campaigns.forecast import forecast
 from campaigns.message_extras import message_extras
 from campaigns.sending import render_for
 from channels.base import OutboundMessage, SendOutcome
 from channels.registry import build_channel
 from database.appsession import db_session
 from database.base import utcnow
+from jobs.forecasts import forecast_state
 from membership.catalog import Product
 from membership.lifetime import LifetimeEstimate
 from membership.member import Member
+from membership.profile import search_members
 from membership.purchase import Purchase
 from templating.render import TemplateError
 from templating.sms import count_sms
@@ -200,20 +201,7 @@ def find_members():
     q = request.args.get("q", "").strip()
     if len(q) < 2:
         return jsonify(members=[])
-    like = f"%{q}%"
-    rows = db_session().scalars(
-        select(Member)
-        .where(
-            or_(
-                Member.card_number == q,
-                Member.name.ilike(like),
-                Member.phone.like(like),
-                Member.email.ilike(like),
-            )
-        )
-        .order_by(Member.id)
-        .limit(10)
-    )
+    rows = search_members(db_session(), q, limit=10)
     return jsonify(
         members=[
             {"id": m.id, "card": m.card_number, "name": m.display_name, "locale": m.locale} for m in rows
@@ -389,8 +377,8 @@ def test_send(campaign_id: int):
 @roles_required(Role.MARKETER)
 def forecast_page(campaign_id: int):
     campaign = _campaign(campaign_id)
-    result = forecast(db_session(), campaign, utcnow(), segment_cost=_settings().sms_segment_cost)
-    return render_template("forecast.html", campaign=campaign, forecast=result)
+    state = forecast_state(db_session(), campaign, _settings().sms_segment_cost)
+    return render_template("forecast.html", campaign=campaign, forecast=state.result, state=state)
 
 
 def _lifetime_examples(session, limit: int = 8) -> list[tuple[str, float, float, str]]:
