@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import closing
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from database.base import utcnow
 from membership.importing import bulk
 from membership.importing.formats import FORMATS, HeaderError, match_header
+from membership.importing.pipeline import read_ahead
 from membership.importing.reading import EncodingError, Unreadable, open_csv
 from membership.importing.runs import ImportKind, ImportRowError, ImportRun
 from membership.importing.validation import VALIDATORS, Context, RowError, StoreInfo
@@ -189,9 +191,11 @@ class _Batch:
     ) -> ImportRun:
         """Validate and write ``rows`` chunk by chunk."""
         try:
-            for read, records, raws, errors in self._chunks(rows):
-                self.run.rows_read += read
-                self._flush(records, raws, errors)
+            # One chunk validated ahead while the last one merges; closed (thread stopped) on failure.
+            with closing(read_ahead(self._chunks(rows), depth=1)) as chunks:
+                for read, records, raws, errors in chunks:
+                    self.run.rows_read += read
+                    self._flush(records, raws, errors)
         except BaseException as exc:
             self.session.rollback()
             _fail(self.session, self.run, f"stopped by {type(exc).__name__}: {exc}"[:1000])
@@ -230,17 +234,8 @@ class _Batch:
     def process_bulk(self, blocks: Iterator[bulk.Block], loader: bulk.PurchaseBulk) -> ImportRun:
         """The PostgreSQL purchases path: ``loader`` stages each batch, then merge and record as usual."""
         try:
-            while (staged := loader.stage(blocks)) is not None:
-                self.run.rows_read += staged.read
-                errors = staged.errors
-                if staged.staged:
-                    errors = errors + self._merge_staged(staged.staged)
-                self.run.failed += len({e.line for e in errors})
-                if errors:
-                    loader.record_errors(self.run.id, staged, errors)
-                self.session.commit()
-                if self.progress is not None:
-                    self.progress(self.run)
+            with closing(read_ahead(blocks, depth=32)) as ahead:  # a whole batch ahead
+                self._stage_and_merge(ahead, loader)
         except BaseException as exc:
             self.session.rollback()
             _fail(self.session, self.run, f"stopped by {type(exc).__name__}: {exc}"[:1000])
@@ -249,12 +244,28 @@ class _Batch:
         self.session.commit()
         return self.run
 
+    def _stage_and_merge(self, blocks: Iterator[bulk.Block], loader: bulk.PurchaseBulk) -> None:
+        """Stage, merge, record and commit batch by batch until ``blocks`` runs out."""
+        while (staged := loader.stage(blocks)) is not None:
+            self.run.rows_read += staged.read
+            errors = staged.errors
+            if staged.staged:
+                errors = errors + self._merge_staged(staged.staged)
+            self.run.failed += len({e.line for e in errors})
+            if errors:
+                loader.record_errors(self.run.id, staged, errors)
+            self.session.commit()
+            if self.progress is not None:
+                self.progress(self.run)
+
     def _merge_staged(self, staged: int) -> list[RowError]:
         """Merge the writer's staging table (in a savepoint rolled back on a dry run); returns its errors."""
         nested = self.session.begin_nested() if self.dry_run else None
         result = self.writer.merge(staged)
         if nested is not None:
             nested.rollback()
+        else:
+            self.writer.note_inserted(result.inserted)
         self.run.inserted += result.inserted
         self.run.updated += result.updated
         self.run.unchanged += result.unchanged
@@ -266,6 +277,8 @@ class _Batch:
             result = self.writer.write(list(records.values()))
             if nested is not None:
                 nested.rollback()
+            else:
+                self.writer.note_inserted(result.inserted)
             errors.extend(result.errors)
             self.run.inserted += result.inserted
             self.run.updated += result.updated

@@ -62,6 +62,31 @@ class Writer:
         self.dialect = session.get_bind().dialect.name
         self.stage = f"import_stage_{self.kind}"
         self.fields = FIELDS[self.kind]
+        self._grown = 0  # rows inserted since the table's statistics were last refreshed
+        self._analyzed_size: float | None = None
+
+    def note_inserted(self, rows: int) -> None:
+        """Refresh the target table's planner statistics once this run has grown it by half or more.
+
+        A first import multiplies a table's size many times between autovacuum's visits; with the
+        statistics of the empty table the planner joins each chunk against it by full scans, and
+        a 200,000-member file took minutes instead of seconds.
+        """
+        if self.dialect != "postgresql" or not rows:
+            return
+        table = WRITE_TABLES[self.kind]
+        if self._analyzed_size is None:
+            self._analyzed_size = max(
+                0.0,
+                float(self._sql(f"SELECT reltuples FROM pg_class WHERE relname = '{table}'").scalar_one()),
+            )
+        self._grown += rows
+        if self._grown >= max(10_000, self._analyzed_size / 2):
+            self._sql(f"ANALYZE {table}")
+            self._analyzed_size = float(
+                self._sql(f"SELECT reltuples FROM pg_class WHERE relname = '{table}'").scalar_one()
+            )
+            self._grown = 0
 
     # -- staging -----------------------------------------------------------------------------------
 
@@ -236,9 +261,19 @@ class MemberWriter(Writer):
                 f"WHERE ({' OR '.join(conditions.values())})"
             ).scalar_one()
         existing = self._existing("JOIN members t ON t.card_number = s.card_number")
+        # Consent of members already here changes before the upsert (its join finds only them); new
+        # members get theirs in the INSERT itself, so a first import writes each row once, not twice.
+        if consent_only:  # the rows it would change are exactly the ones just counted
+            self._apply_consent(conditions)
+        newest_before = self._sql("SELECT COALESCE(max(id), 0) FROM members").scalar_one()
+        for channel in conditions:
+            col = f"{channel}_consent"
+            insert_cols[col] = f"COALESCE(s.{col}, false)"
+            insert_cols[f"{col}_at"] = f"CASE WHEN s.{col} THEN :now END"
+            insert_cols[f"{col}_source"] = f"CASE WHEN s.{col} THEN 'import' END"
         written = self._upsert("members", "card_number", insert_cols, f"FROM {self.stage} s", assignments)
+        self._record_new_consent(conditions, newest_before)
         tally = self._tally(written, staged, existing)
-        self._apply_consent(conditions)
         moved = min(consent_only, tally.unchanged)
         tally.updated += moved
         tally.unchanged -= moved
@@ -259,6 +294,27 @@ class MemberWriter(Writer):
                     f"(members.{col}_source IS NULL OR members.{col}_source = 'import'))"
                 )
         return conditions
+
+    def _record_new_consent(self, conditions: dict[str, str], newest_before: int) -> None:
+        """Ledger events for the consent the upsert gave the members it inserted (ids past ``newest_before``).
+
+        Reading only ids past the old maximum keeps this an index range however large the table has
+        grown; the source and time checks leave out a member someone else inserted meanwhile.
+        """
+        as_text = "text" if self.dialect == "postgresql" else "TEXT"
+        for channel in conditions:
+            col = f"{channel}_consent"
+            self._sql(
+                f"INSERT INTO consent_events (member_id, channel, granted, source, evidence, at) "
+                f"SELECT members.id, '{channel}', s.{col}, 'import', "
+                f"CAST(:evidence AS {as_text}) || CAST(s.line AS {as_text}), :now "
+                f"FROM {self.stage} s JOIN members ON members.card_number = s.card_number "
+                f"WHERE members.id > :newest AND s.{col} "
+                f"AND members.{col}_at = :now AND members.{col}_source = 'import'",
+                evidence=f"{self.target.source_name[:400]} line ",
+                now=self.target.now,
+                newest=newest_before,
+            )
 
     def _apply_consent(self, conditions: dict[str, str]) -> None:
         """Stated consent becomes ledger events (source "import", evidence file and line), then flags.
@@ -384,6 +440,8 @@ def _quote(value: str) -> str:
 def _json(dialect: str) -> str:
     return "json" if dialect == "postgresql" else "text"
 
+
+WRITE_TABLES = {"members": "members", "products": "products", "purchases": "purchases"}
 
 WRITERS: dict[str, type[Writer]] = {
     "members": MemberWriter,
