@@ -8,6 +8,7 @@ computed in the request, which takes well under the page budget there.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 QUEUE = "default"
 INLINE_MEMBERS = 20_000  # up to this many members the request computes the forecast itself
 RESULT_TTL = 2 * 3600
+STALLED_AFTER = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class ForecastState:
     result: Forecast | None = None
     pending: bool = False
     error: str | None = None
+    stalled: bool = False  # queued for over a minute: probably no worker is running
 
 
 def forecast_key(campaign: Campaign, segment_cost: float, now) -> str:
@@ -87,7 +90,8 @@ def forecast_state(session: Session, campaign: Campaign, segment_cost: float) ->
             return ForecastState(
                 error=(result.exc_string or "").strip().splitlines()[-1] if result else "failed"
             )
-        return ForecastState(pending=True)
+        waiting = utcnow() - (job.enqueued_at or utcnow()).replace(tzinfo=None)
+        return ForecastState(pending=True, stalled=job.get_status() == "queued" and waiting > STALLED_AFTER)
     except RedisError as exc:
         # No queue to hand it to: compute here rather than show nothing.
         log.warning("forecast computed in the request, Redis unavailable: %s", exc)

@@ -48,6 +48,10 @@ def test_a_large_store_gets_the_forecast_from_a_worker(app, client, session, fac
         as_text=True
     )  # still queued, not queued twice
     assert queue("default", app).count == 1
+    job = queue("default", app).jobs[0]
+    job.enqueued_at = job.enqueued_at - dt.timedelta(minutes=2)
+    job.save()
+    assert "is the worker running" in client.get(url).get_data(as_text=True)  # nobody picked it up
     worker = SimpleWorker([queue(name) for name in QUEUES], connection=redis(app), serializer=JSONSerializer)
     assert worker.work(burst=True)
     ready = client.get(url).get_data(as_text=True)
