@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
@@ -19,6 +21,7 @@ PERMANENT_CODES = frozenset(
     {21211, 21212, 21214, 21407, 21408, 21610, 21612, 21614, 30003, 30004, 30005, 30006}
 )
 RETRY_CODES = frozenset({20003, 20429, 20500, 20503, 30001, 30022})
+_JSON_TYPES = ("application/json", "application/scim+json")
 
 
 class _RebasedHttpClient(TwilioHttpClient):
@@ -35,10 +38,42 @@ class _RebasedHttpClient(TwilioHttpClient):
             self.session.verify = bundle
         self.base_url = base_url.rstrip("/")
 
-    def request(self, method, url, *args, **kwargs):
+    def request(
+        self,
+        method,
+        url,
+        params=None,
+        data=None,
+        headers=None,
+        auth=None,
+        timeout=None,
+        allow_redirects=False,
+    ) -> Response:
+        """The SDK's request, prepared directly rather than through the session's merge of cookies,
+        hooks and environment (which this client never uses): that merge was a fifth of a send's
+        CPU. The same ``requests`` transport and exceptions, so failures map as before."""
         if url.startswith(TWILIO_API):
             url = self.base_url + url[len(TWILIO_API) :]
-        return super().request(method, url, *args, **kwargs)
+        if timeout is None:
+            timeout = self.timeout
+        elif timeout <= 0:
+            raise ValueError(timeout)
+        as_json = bool(headers) and headers.get("Content-Type") in _JSON_TYPES
+        kwargs = {"method": method.upper(), "url": url, "params": params, "headers": headers, "auth": auth}
+        if self.logger.isEnabledFor(logging.INFO):
+            self.log_request(kwargs)
+        prepared = requests.PreparedRequest()
+        prepared.prepare(**kwargs, data=None if as_json else data, json=data if as_json else None)
+        response = self.session.send(
+            prepared,
+            allow_redirects=allow_redirects,
+            timeout=timeout,
+            proxies=self.proxy,
+            verify=self.session.verify,
+        )
+        if self.logger.isEnabledFor(logging.INFO):
+            self.log_response(response.status_code, response)
+        return Response(int(response.status_code), response.text, response.headers)
 
 
 class TwilioSmsChannel:
