@@ -11,7 +11,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -91,6 +91,62 @@ def store_inbound_id(
     if inserted is not None:
         return inserted, True
     return session.scalar(_INBOUND_ID, {"provider_id": provider_id}), False
+
+
+def store_sms_reply(
+    session: Session,
+    *,
+    provider_id: str,
+    from_address: str,
+    to_address: str | None,
+    body: str,
+    raw: dict,
+    now: dt.datetime | None = None,
+) -> tuple[int, bool, tuple[int, bool, str] | None]:
+    """The SMS webhook's write and read together: (inbound id, newly stored, ``reply_sender``).
+
+    On PostgreSQL one statement stores the reply and finds its sender (one round trip instead of
+    two, on the path every reply takes); SQLite runs the two statements.
+    """
+    params = {
+        "channel": "sms",
+        "provider_id": provider_id,
+        "from_address": from_address,
+        "to_address": to_address,
+        "body": body,
+        "raw": raw,
+        "received_at": now or utcnow(),
+        "status": InboundStatus.RECEIVED.value,
+    }
+    if session.get_bind().dialect.name != "postgresql":
+        inbound_id, created = store_inbound_id(
+            session,
+            channel="sms",
+            provider_id=provider_id,
+            from_address=from_address,
+            to_address=to_address,
+            body=body,
+            raw=raw,
+            now=params["received_at"],
+        )
+        return inbound_id, created, reply_sender(session, from_address)
+    inserted, member_id, consented, locale = session.execute(_store_and_sender(), params).one()
+    sender = (member_id, consented, locale) if member_id is not None else None
+    if inserted is not None:
+        return inserted, True, sender
+    return session.scalar(_INBOUND_ID, {"provider_id": provider_id}), False, sender
+
+
+@functools.cache
+def _store_and_sender():
+    return text(
+        f"WITH stored AS (INSERT INTO inbound_messages ({', '.join(_INBOUND_COLUMNS)}) "
+        f"VALUES ({', '.join(':' + c for c in _INBOUND_COLUMNS)}) "
+        "ON CONFLICT (provider_id) DO NOTHING RETURNING id) "
+        "SELECT (SELECT id FROM stored), sender.id, sender.sms_consent, sender.locale FROM (SELECT 1) AS one "
+        "LEFT JOIN LATERAL (SELECT id, sms_consent, locale FROM members WHERE phone = :from_address "
+        "ORDER BY updated_at DESC, id DESC LIMIT 1) AS sender ON true"
+    ).bindparams(*(bindparam(c, type_=InboundMessage.__table__.c[c].type) for c in _INBOUND_COLUMNS))
 
 
 _INBOUND_ID = select(InboundMessage.id).where(InboundMessage.provider_id == bindparam("provider_id"))

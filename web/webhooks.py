@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from campaigns.acknowledgements import acknowledgement
 from campaigns.delivery import apply_provider_status
-from campaigns.replies import needs_clarification, reply_sender, store_email, store_inbound_id
+from campaigns.replies import needs_clarification, store_email, store_sms_reply
 from channels.email_inbound import parse_inbound_email
 from channels.reply_parser import ReplyIntent, parse_reply
 from channels.twilio_inbound import (
@@ -62,17 +62,15 @@ def twilio_sms():
         log.warning("malformed Twilio SMS webhook: %s", exc)
         return jsonify(error=str(exc)), 400
     session = db_session()
-    inbound_id, created = store_inbound_id(
+    # Stored and the sender looked up in the same transaction (one statement on PostgreSQL).
+    inbound_id, created, sender = store_sms_reply(
         session,
-        channel="sms",
         provider_id=sms.provider_id,
         from_address=sms.from_number,
         to_address=sms.to_number,
         body=sms.body,
         raw=sms.raw,
     )
-    # Read in the same transaction (one round trip fewer); the reply is committed before we answer.
-    sender = reply_sender(session, sms.from_number)
     session.commit()  # stored before the answer; a database error here is a 5xx and Twilio retries
     if created:
         _enqueue_reply(inbound_id)
