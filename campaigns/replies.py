@@ -77,7 +77,12 @@ def store_inbound_id(
     now: dt.datetime | None = None,
 ) -> tuple[int, bool]:
     """`store_inbound` for the webhook's hot path: (id, newly_stored) without loading the row back."""
-    params = {
+    params = _inbound_params(channel, provider_id, from_address, to_address, body, raw, now)
+    return _stored(session, session.scalar(_insert_inbound(session.get_bind().dialect.name), params), params)
+
+
+def _inbound_params(channel, provider_id, from_address, to_address, body, raw, now) -> dict:
+    return {
         "channel": channel,
         "provider_id": provider_id,
         "from_address": from_address,
@@ -87,10 +92,13 @@ def store_inbound_id(
         "received_at": now or utcnow(),
         "status": InboundStatus.RECEIVED.value,
     }
-    inserted = session.scalar(_insert_inbound(session.get_bind().dialect.name), params)
+
+
+def _stored(session: Session, inserted: int | None, params: dict) -> tuple[int, bool]:
+    """(id, newly stored): the id the INSERT returned, else that of the row already there."""
     if inserted is not None:
         return inserted, True
-    return session.scalar(_INBOUND_ID, {"provider_id": provider_id}), False
+    return session.scalar(_INBOUND_ID, {"provider_id": params["provider_id"]}), False
 
 
 def store_sms_reply(
@@ -108,33 +116,13 @@ def store_sms_reply(
     On PostgreSQL one statement stores the reply and finds its sender (one round trip instead of
     two, on the path every reply takes); SQLite runs the two statements.
     """
-    params = {
-        "channel": "sms",
-        "provider_id": provider_id,
-        "from_address": from_address,
-        "to_address": to_address,
-        "body": body,
-        "raw": raw,
-        "received_at": now or utcnow(),
-        "status": InboundStatus.RECEIVED.value,
-    }
+    params = _inbound_params("sms", provider_id, from_address, to_address, body, raw, now)
     if session.get_bind().dialect.name != "postgresql":
-        inbound_id, created = store_inbound_id(
-            session,
-            channel="sms",
-            provider_id=provider_id,
-            from_address=from_address,
-            to_address=to_address,
-            body=body,
-            raw=raw,
-            now=params["received_at"],
-        )
-        return inbound_id, created, reply_sender(session, from_address)
+        inserted = session.scalar(_insert_inbound(session.get_bind().dialect.name), params)
+        return *_stored(session, inserted, params), reply_sender(session, from_address)
     inserted, member_id, consented, locale = session.execute(_store_and_sender(), params).one()
     sender = (member_id, consented, locale) if member_id is not None else None
-    if inserted is not None:
-        return inserted, True, sender
-    return session.scalar(_INBOUND_ID, {"provider_id": provider_id}), False, sender
+    return *_stored(session, inserted, params), sender
 
 
 @functools.cache
