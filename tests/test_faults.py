@@ -106,11 +106,19 @@ def _counts(app) -> Counter:
 
 
 def _settle_leftovers(session, outbox: Path) -> dict:
-    """What an operator's reconcile run does ten minutes later: dead claims → unknown → provider lookup."""
+    """What the periodic reconcile does ten minutes later: dead claims → unknown → provider lookup,
+    a page of 200 rows per run, run again until a run finds nothing left to settle."""
     session.rollback()
     expire_stale_claims(session, utcnow() + LATER)
     session.commit()
-    return reconcile(session, {"sms": FileLookup("sms", outbox)}, utcnow() + LATER).counts
+    settled: Counter = Counter()
+    for _ in range(20):
+        counts = reconcile(session, {"sms": FileLookup("sms", outbox)}, utcnow() + LATER).counts
+        session.commit()
+        if not counts:
+            break
+        settled.update(counts)
+    return dict(settled)
 
 
 def _assert_exactly_once(session, outbox: Path, expected: int) -> None:
