@@ -9,6 +9,7 @@ import time
 import numpy as np
 import psycopg
 
+from campaigns.campaign import Campaign, CampaignKind, CampaignStatus
 from database.engine import make_engine
 from migrations import upgrade
 from tests.servers import PostgresServer
@@ -34,6 +35,18 @@ def _interests(i: int) -> str:
     if i % 3:
         return f'["{first}"]'
     return f'["{first}", "{INTERESTS[(i // 3 + 3) % 8]}"]'
+
+
+def replenishment_campaign(window_days: int = 14) -> Campaign:
+    """The benches' active replenishment campaign over both channels (content added by the caller)."""
+    return Campaign(
+        name="bench replenishment",
+        kind=CampaignKind.REPLENISHMENT,
+        status=CampaignStatus.ACTIVE,
+        holdout_pct=10,
+        channels=["sms", "email"],
+        settings={"lead_days": 7, "window_days": window_days},
+    )
 
 
 def start_postgres() -> tuple[PostgresServer, str]:

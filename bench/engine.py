@@ -16,9 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, select
 
-from bench._data import load, start_postgres
+from bench._data import load, replenishment_campaign, start_postgres
 from campaigns.audiences import replenishment_due
-from campaigns.campaign import Campaign, CampaignKind, CampaignStatus
 from campaigns.scheduler import tick
 from database.engine import make_engine, make_sessionmaker
 from membership.lifetime import store_prior_estimates
@@ -41,14 +40,7 @@ def main() -> None:
         engine = make_engine(url)
         session = make_sessionmaker(engine)()
         store_prior_estimates(session)
-        campaign = Campaign(
-            name="bench replenishment",
-            kind=CampaignKind.REPLENISHMENT,
-            status=CampaignStatus.ACTIVE,
-            holdout_pct=10,
-            channels=["sms", "email"],
-            settings={"lead_days": 7, "window_days": args.window_days},
-        )
+        campaign = replenishment_campaign(args.window_days)
         session.add(campaign)
         session.commit()
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import select, text
 
-from bench._data import load, start_postgres
+from bench._data import load, replenishment_campaign, start_postgres
 from campaigns.campaign import Campaign, CampaignContent, CampaignKind, CampaignStatus
 from campaigns.replies import store_inbound
 from campaigns.scheduler import tick
@@ -36,14 +36,7 @@ def _seed(url: str, now: dt.datetime) -> int:
     engine = make_engine(url)
     session = make_sessionmaker(engine)()
     store_prior_estimates(session)
-    campaign = Campaign(
-        name="bench replenishment",
-        kind=CampaignKind.REPLENISHMENT,
-        status=CampaignStatus.ACTIVE,
-        holdout_pct=10,
-        channels=["sms", "email"],
-        settings={"lead_days": 7, "window_days": 14},
-    )
+    campaign = replenishment_campaign()
     campaign.contents = [
         CampaignContent(
             channel="sms", locale="en", body="Hi {{ member.preferred_name }}, new {{ product.name }}?"
