@@ -11,7 +11,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -94,15 +94,15 @@ def _inbound_params(channel, provider_id, from_address, to_address, body, raw, n
     }
 
 
-def _stored(session: Session, inserted: int | None, params: dict) -> tuple[int, bool]:
+def _stored(db: Session | Connection, inserted: int | None, params: dict) -> tuple[int, bool]:
     """(id, newly stored): the id the INSERT returned, else that of the row already there."""
     if inserted is not None:
         return inserted, True
-    return session.scalar(_INBOUND_ID, {"provider_id": params["provider_id"]}), False
+    return db.scalar(_INBOUND_ID, {"provider_id": params["provider_id"]}), False
 
 
 def store_sms_reply(
-    session: Session,
+    db: Session | Connection,
     *,
     provider_id: str,
     from_address: str,
@@ -114,15 +114,17 @@ def store_sms_reply(
     """The SMS webhook's write and read together: (inbound id, newly stored, ``reply_sender``).
 
     On PostgreSQL one statement stores the reply and finds its sender (one round trip instead of
-    two, on the path every reply takes); SQLite runs the two statements.
+    two, on the path every reply takes); SQLite runs the two statements. The webhook passes a Core
+    connection: it needs no ORM unit of work, and skipping it is a tenth of the request's time.
     """
     params = _inbound_params("sms", provider_id, from_address, to_address, body, raw, now)
-    if session.get_bind().dialect.name != "postgresql":
-        inserted = session.scalar(_insert_inbound(session.get_bind().dialect.name), params)
-        return *_stored(session, inserted, params), reply_sender(session, from_address)
-    inserted, member_id, consented, locale = session.execute(_store_and_sender(), params).one()
+    dialect = (db.dialect if isinstance(db, Connection) else db.get_bind().dialect).name
+    if dialect != "postgresql":
+        inserted = db.scalar(_insert_inbound(dialect), params)
+        return *_stored(db, inserted, params), reply_sender(db, from_address)
+    inserted, member_id, consented, locale = db.execute(_store_and_sender(), params).one()
     sender = (member_id, consented, locale) if member_id is not None else None
-    return *_stored(session, inserted, params), sender
+    return *_stored(db, inserted, params), sender
 
 
 @functools.cache
@@ -183,9 +185,9 @@ def find_member(session: Session, channel: str, address: str) -> Member | None:
     return session.scalars(stmt).first()
 
 
-def reply_sender(session: Session, phone: str) -> tuple[int, bool, str] | None:
+def reply_sender(db: Session | Connection, phone: str) -> tuple[int, bool, str] | None:
     """(member id, SMS consent, locale) of the member a phone belongs to: what the webhook's answer needs."""
-    row = session.execute(_SENDER, {"phone": phone}).first()
+    row = db.execute(_SENDER, {"phone": phone}).first()
     return tuple(row) if row else None
 
 

@@ -8,6 +8,7 @@ Opt-out wins over everything else: ignoring one is a compliance failure, a false
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -293,9 +294,16 @@ def _negated(bare: str, start: int) -> bool:
 
 def _find_all(text: str, word: str) -> list[int]:
     """Positions of ``word`` in ``text``; Latin words must stand alone ("no" is not in "know")."""
+    if word not in text:  # most keywords are absent: a substring test saves a regex scan per keyword
+        return []
+    return [m.start() for m in _keyword_pattern(word).finditer(text)]
+
+
+@functools.cache
+def _keyword_pattern(word: str) -> re.Pattern[str]:
     if not _WORDISH.search(word):
-        return [m.start() for m in re.finditer(re.escape(word), text)]
-    return [m.start() for m in re.finditer(rf"(?<![a-z']){re.escape(word)}(?![a-z'])", text)]
+        return re.compile(re.escape(word))
+    return re.compile(rf"(?<![a-z']){re.escape(word)}(?![a-z'])")
 
 
 def _comment(text: str) -> str:

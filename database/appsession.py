@@ -17,12 +17,25 @@ _KEY = "huifang.db"
 def init_app(app: Flask, url: str) -> None:
     """Create the engine (lazily connecting) and close the request session on teardown."""
     engine = make_engine(url)
-    app.extensions[_KEY] = (engine, make_sessionmaker(engine))
+    app.extensions[_KEY] = (
+        engine,
+        make_sessionmaker(engine),
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+    )
     app.teardown_appcontext(_close_session)
 
 
 def engine(app: Flask | None = None) -> Engine:
     return (app or current_app).extensions[_KEY][0]
+
+
+def autocommit_engine(app: Flask | None = None) -> Engine:
+    """The same pool, each statement its own transaction: for hot paths that write in one statement.
+
+    A single statement is atomic on its own and is durable when it returns, so an explicit
+    BEGIN and COMMIT would only add two round trips.
+    """
+    return (app or current_app).extensions[_KEY][2]
 
 
 def sessionmaker_for(app: Flask | None = None) -> sessionmaker[Session]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
+import time
 
 from flask import current_app
 
@@ -110,18 +112,35 @@ def process_reply(inbound_id: int) -> dict:
 
 
 REPLIES_PENDING_KEY = "huifang:replies-pending"
+# A web process that saw a drain pending less than SIGNAL_WINDOW ago skips its own signal; every
+# drain reads once more DRAIN_GRACE after it cleared the key, so a reply committed inside that
+# window is still read by that drain (see ``signal_replies``). DRAIN_GRACE must not be shorter.
+SIGNAL_WINDOW = 0.05
+DRAIN_GRACE = 0.2
+_drain_seen_at = -math.inf
 
 
-def signal_replies() -> bool:
-    """Make sure a reply drain is on its way: one SET NX per webhook, one job per burst of replies.
+def signal_replies(*, coalesce: bool = False) -> bool:
+    """Make sure a reply drain is on its way: one SET NX per signal, one job per burst of replies.
 
     The database, not the queue, says what is pending: the drain reads every stored, unprocessed
     reply, so a lost job or a Redis restart only delays processing until the next signal or sweep.
+
+    ``coalesce`` (the webhooks) skips the round trip when this process saw the key set less than
+    SIGNAL_WINDOW ago. That is safe: the key was there at that moment, so the drain that will clear
+    it has not started; it clears it later and reads again DRAIN_GRACE after that, which is after
+    this caller's commit.
     """
+    global _drain_seen_at
+    now = time.monotonic()  # taken before the SET: the key is seen no earlier than this
+    if coalesce and now - _drain_seen_at < SIGNAL_WINDOW:
+        return False
+    started = False
     if redis().set(REPLIES_PENDING_KEY, "1", nx=True, ex=30):
         queue("default").enqueue(process_pending_replies, job_timeout=1800, result_ttl=60)
-        return True
-    return False
+        started = True
+    _drain_seen_at = now
+    return started
 
 
 def process_pending_replies(batch: int = 500) -> dict:
@@ -132,6 +151,7 @@ def process_pending_replies(batch: int = 500) -> dict:
 
     # Cleared first: a reply stored from now on signals a new drain, so none can fall between two.
     redis().delete(REPLIES_PENDING_KEY)
+    cleared_at = time.monotonic()
     counts: dict[str, int] = {}
     failed: set[int] = set()
     while True:
@@ -150,7 +170,10 @@ def process_pending_replies(batch: int = 500) -> dict:
                 status = "failed"
             counts[status] = counts.get(status, 0) + 1
         if len(ids) < batch:
-            return counts
+            wait = cleared_at + DRAIN_GRACE - time.monotonic()
+            if wait <= 0:
+                return counts
+            time.sleep(wait)  # then read again: a webhook that skipped its signal counts on it
 
 
 def _mark_reply_failed(inbound_id: int, exc: Exception) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 from database.base import utcnow
@@ -27,6 +28,7 @@ def init_app(app: Flask) -> None:
         webhooks,
     )
 
+    app.session_interface = _SessionInterface()
     csrf.init_app(app)
     auth.init_app(app)
     i18n.init_app(app)
@@ -44,6 +46,19 @@ def init_app(app: Flask) -> None:
     csrf.exempt(unsubscribe.bp)  # RFC 8058: mail clients POST the one-click link without our form
     app.after_request(_security_headers)
     app.context_processor(lambda: {"now_utc": utcnow})
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """No cookie session for machine callers (webhooks, the POS API): they authenticate per request,
+    and opening a signed session costs a serializer per call on the busiest endpoints."""
+
+    def open_session(self, app: Flask, request: Request):
+        if request.path.startswith(MACHINE_PATHS):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
+MACHINE_PATHS = ("/webhooks/", "/api/")
 
 
 def _security_headers(response):

@@ -19,7 +19,7 @@ from channels.twilio_inbound import (
     twiml_message,
     verify_twilio_signature,
 )
-from database.appsession import db_session
+from database.appsession import autocommit_engine, db_session
 from database.base import utcnow
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -61,23 +61,23 @@ def twilio_sms():
     except ValueError as exc:
         log.warning("malformed Twilio SMS webhook: %s", exc)
         return jsonify(error=str(exc)), 400
-    session = db_session()
-    # Stored and the sender looked up in the same transaction (one statement on PostgreSQL).
-    inbound_id, created, sender = store_sms_reply(
-        session,
-        provider_id=sms.provider_id,
-        from_address=sms.from_number,
-        to_address=sms.to_number,
-        body=sms.body,
-        raw=sms.raw,
-    )
-    session.commit()  # stored before the answer; a database error here is a 5xx and Twilio retries
+    # Stored and the sender looked up in one statement on PostgreSQL, durable before the answer: a
+    # database error here is a 5xx and Twilio retries. (SQLite runs the lookup as a second statement.)
+    with autocommit_engine().connect() as conn:
+        inbound_id, created, sender = store_sms_reply(
+            conn,
+            provider_id=sms.provider_id,
+            from_address=sms.from_number,
+            to_address=sms.to_number,
+            body=sms.body,
+            raw=sms.raw,
+        )
     if created:
         _enqueue_reply(inbound_id)
     member_id, consented, locale = sender or (None, True, None)
     intent = parse_reply(sms.body, opted_out=not consented).intent
     if intent is ReplyIntent.UNCLEAR and (
-        member_id is None or not needs_clarification(session, member_id, utcnow())
+        member_id is None or not needs_clarification(db_session(), member_id, utcnow())
     ):
         text = None  # one hint per survey; after that a person reads it (and strangers get nothing)
     else:
@@ -103,7 +103,7 @@ def _enqueue_reply(inbound_id: int) -> None:
     from jobs.tasks import signal_replies
 
     try:
-        signal_replies()
+        signal_replies(coalesce=True)
     except Exception:  # the reply is stored; the tick's sweep starts a drain when Redis is back
         log.exception("could not signal the reply drain for %s; it will be swept later", inbound_id)
 
