@@ -11,6 +11,7 @@ import base64
 import json
 import re
 import secrets
+import socket
 import threading
 import time
 import urllib.parse
@@ -32,6 +33,7 @@ class Scripted:
     body: dict | None = None
     delay: float = 0.0
     hang_up: bool = False  # close the connection without answering (after reading the request)
+    close_after: bool = False  # answer, then close the kept-alive connection (an idle timeout)
 
 
 @dataclass
@@ -150,6 +152,10 @@ class FakeTwilio:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+                if answer.close_after:
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
 
             def do_POST(self) -> None:
                 self._handle("POST")

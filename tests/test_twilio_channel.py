@@ -158,6 +158,45 @@ def test_connection_is_reused(channel, fake):
     assert len({r.peer for r in fake.requests}) == 1  # one TCP connection, kept alive
 
 
+def test_a_connection_the_server_closed_is_replaced_before_sending(channel, fake):
+    """An idle keep-alive connection closed by Twilio must not make the next send ambiguous."""
+    fake.then(Scripted(201, {"sid": "SM" + "1" * 32}, close_after=True))
+    assert channel.send(_sms()).outcome is SendOutcome.SENT
+    time.sleep(0.1)  # the FIN arrives
+    second = channel.send(_sms())
+    assert second.outcome is SendOutcome.SENT, second
+    assert len(fake.requests) == 2  # sent once each, on a fresh connection the second time
+    assert fake.requests[0].peer != fake.requests[1].peer
+
+
+def test_a_failed_tls_handshake_is_retried(fake):
+    chan = TwilioSmsChannel(
+        SID, TOKEN, from_number="+15005550006", api_base_url=fake.url.replace("http:", "https:"), timeout=0.5
+    )
+    result = chan.send(_sms())
+    assert result.outcome is SendOutcome.RETRY, result
+    assert "cannot connect" in result.error
+    assert not [r for r in fake.requests if r.method == "POST"]  # nothing reached the API
+    chan.close()
+
+
+def test_send_from_several_threads_uses_one_connection_each(channel, fake):
+    import threading
+
+    results = []
+
+    def send_three():
+        results.extend(channel.send(_sms()).outcome for _ in range(3))
+
+    threads = [threading.Thread(target=send_three) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [SendOutcome.SENT] * 9
+    assert len({r.peer for r in fake.requests}) == 3
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
