@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, bindparam, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from database.base import Base, utcnow
@@ -39,13 +39,27 @@ TERMINAL = frozenset(
 )
 
 
+# Partial-index predicates; queries must spell the same states as literals (`literal_states`) for
+# the planner to prove they match, which a bound parameter cannot.
+DUE_STATES_SQL = "status IN ('pending', 'deferred')"
+IN_FLIGHT_STATES_SQL = "status IN ('sending', 'unknown')"
+
+
+def _partial(predicate: str) -> dict:
+    return {"postgresql_where": text(predicate), "sqlite_where": text(predicate)}
+
+
 class Message(Base):
     """An outbound message. The unique key is what makes a second tick, or a second scheduler, harmless."""
 
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("campaign_id", "member_id", "subject_ref", "step", name="uq_messages_dedup"),
-        Index("ix_messages_status_send_after", "status", "send_after"),
+        # The outbox queue: only rows waiting to be sent, in the order they are claimed, so a claim
+        # reads the rows it takes instead of sorting every due row (40 ms per claim at 100k due).
+        Index("ix_messages_due", "channel", "send_after", "id", **_partial(DUE_STATES_SQL)),
+        # Claims to expire and messages to reconcile: a handful of rows among millions.
+        Index("ix_messages_in_flight", "status", "claimed_at", **_partial(IN_FLIGHT_STATES_SQL)),
         Index("ix_messages_member_created", "member_id", "created_at"),
     )
 
@@ -92,3 +106,9 @@ class MessageEvent(Base):
     status: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str | None] = mapped_column(String(500))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+def in_states(*states: MessageStatus):
+    """``status IN (…)`` with the states written out as literals, so the partial indexes apply."""
+    name = "states_" + "_".join(states)
+    return Message.status.in_(bindparam(name, list(states), expanding=True, literal_execute=True))

@@ -19,7 +19,7 @@ from typing import Protocol
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from campaigns.message import Message, MessageEvent, MessageStatus
+from campaigns.message import Message, MessageEvent, MessageStatus, in_states
 from campaigns.sending import STALE_CLAIM
 from database.base import utcnow
 
@@ -196,7 +196,7 @@ def needing_review(session: Session, limit: int = 100) -> list[Message]:
     return list(
         session.scalars(
             select(Message)
-            .where(Message.status == MessageStatus.UNKNOWN, Message.reason.startswith(NEEDS_HUMAN))
+            .where(in_states(MessageStatus.UNKNOWN), Message.reason.startswith(NEEDS_HUMAN))
             .order_by(Message.id)
             .limit(limit)
         )
@@ -208,7 +208,7 @@ def _settled_unknown(now: dt.datetime, limit: int):
     return (
         select(Message)
         .where(
-            Message.status == MessageStatus.UNKNOWN,
+            in_states(MessageStatus.UNKNOWN),
             claimed < now - RECONCILE_AFTER,
             or_(Message.reason.is_(None), ~Message.reason.startswith(NEEDS_HUMAN)),
         )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.context import load_batch, message_context, subject_items
 from campaigns.guardrails import GuardContext, Verdict, check, count_send
-from campaigns.message import Message, MessageEvent, MessageStatus
+from campaigns.message import Message, MessageEvent, MessageStatus, in_states
 from campaigns.message_extras import message_extras
 from campaigns.offer_codes import OfferCodeError
 from campaigns.reply_tokens import reply_address, reply_token
@@ -64,7 +64,7 @@ def claim_batch(session: Session, channel: str, limit: int, now: dt.datetime | N
     now = now or utcnow()
     due = (
         select(Message.id)
-        .where(Message.status.in_(SENDABLE), Message.channel == channel, Message.send_after <= now)
+        .where(in_states(*SENDABLE), Message.channel == channel, Message.send_after <= now)
         .order_by(Message.send_after, Message.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -84,9 +84,7 @@ def has_due(session: Session, channel: str, now: dt.datetime | None = None) -> b
     return bool(
         session.scalar(
             select(
-                exists().where(
-                    Message.status.in_(SENDABLE), Message.channel == channel, Message.send_after <= now
-                )
+                exists().where(in_states(*SENDABLE), Message.channel == channel, Message.send_after <= now)
             )
         )
     )
@@ -265,7 +263,7 @@ def expire_stale_claims(session: Session, now: dt.datetime | None = None) -> int
     now = now or utcnow()
     stmt = (
         update(Message)
-        .where(Message.status == MessageStatus.SENDING, Message.claimed_at < now - STALE_CLAIM)
+        .where(in_states(MessageStatus.SENDING), Message.claimed_at < now - STALE_CLAIM)
         .values(status=MessageStatus.UNKNOWN, reason="worker stopped mid-send; reconcile with the provider")
     )
     return session.execute(stmt).rowcount or 0
