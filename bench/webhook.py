@@ -1,11 +1,16 @@
 """Bench: the signed Twilio inbound-SMS webhook under gunicorn on loopback, against PostgreSQL.
 
 Starts an embedded PostgreSQL and an embedded Redis, loads members with open surveys, serves the app
-with gunicorn (2 workers), posts signed replies from several client processes, and prints requests/s
-and latency percentiles; then does the same against a bare Flask endpoint that inserts one row, and
-prints the ratio. Needs gunicorn (`pip install -e ".[bench]"`).
+with gunicorn (2 workers), posts signed replies from several client processes over 16 keep-alive
+connections in all (Twilio delivers webhooks concurrently), and prints requests/s and latency
+percentiles; then does the same against a bare Flask endpoint that inserts one row, and prints the
+ratio. Needs gunicorn (`pip install -e ".[bench]"`).
 
-Usage: python bench/webhook.py [--requests 20000] [--clients 8] [--workers 2] [--threads 4]
+With only 4 connections the run measured gunicorn's accept race more than the app: the measured
+CPU split showed one worker holding 3 of the 4 connections in some runs and 2 of 4 in others, and
+throughput (of the bare endpoint too) moved by a third from one run to the next.
+
+Usage: python bench/webhook.py [--requests 20000] [--clients 4] [--connections 4] [--workers 2] [--threads 4]
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -103,10 +109,30 @@ def _signed(path: str, jobs: list[tuple[str, str, str]]) -> list[tuple[str, dict
     return out
 
 
-def _client(args: tuple[str, int, str, list[tuple[str, dict[str, str]]]]) -> list[float]:
-    """Post each signed request over one keep-alive connection; return the latencies."""
-    host, port, path, requests = args
-    latencies = []
+def _client(args: tuple[str, int, str, list[tuple[str, dict[str, str]]], int]) -> list[float]:
+    """Post the signed requests over ``connections`` keep-alive connections, one thread each."""
+    host, port, path, requests, connections = args
+    chunks = [requests[i::connections] for i in range(connections)]
+    results: list[list[float]] = [[] for _ in chunks]
+    errors: list[BaseException] = []
+
+    def post_all(chunk: list[tuple[str, dict[str, str]]], latencies: list[float]) -> None:
+        try:
+            _post_all(host, port, path, chunk, latencies)
+        except BaseException as exc:  # reported by the process, not lost in a thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post_all, args=pair) for pair in zip(chunks, results, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return [x for r in results for x in r]
+
+
+def _post_all(host: str, port: int, path: str, requests, latencies: list[float]) -> None:
     conn = http.client.HTTPConnection(host, port, timeout=10)
     for data, headers in requests:
         started = time.perf_counter()
@@ -125,7 +151,6 @@ def _client(args: tuple[str, int, str, list[tuple[str, dict[str, str]]]]) -> lis
         if response.status != 200:
             raise SystemExit(f"{path} answered {response.status}")
     conn.close()
-    return latencies
 
 
 def _serve(app_spec: str, port: int, env: dict[str, str], workers: int, threads: int) -> subprocess.Popen:
@@ -158,12 +183,14 @@ def _serve(app_spec: str, port: int, env: dict[str, str], workers: int, threads:
     return proc
 
 
-def run_load(port: int, path: str, jobs: list[tuple[str, str, str]], clients: int) -> dict[str, float]:
+def run_load(
+    port: int, path: str, jobs: list[tuple[str, str, str]], clients: int, connections: int
+) -> dict[str, float]:
     signed = _signed(path, jobs)
     chunks = [signed[i::clients] for i in range(clients)]
     started = time.perf_counter()
     with multiprocessing.Pool(clients) as pool:
-        results = pool.map(_client, [("127.0.0.1", port, path, chunk) for chunk in chunks])
+        results = pool.map(_client, [("127.0.0.1", port, path, chunk, connections) for chunk in chunks])
     elapsed = time.perf_counter() - started
     latencies = sorted(x for r in results for x in r)
     return {
@@ -179,6 +206,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=4, help="keep-alive connections per client")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
@@ -201,7 +229,7 @@ def main() -> None:
         }
         print(
             f"cores: {os.cpu_count()}, gunicorn {args.workers} workers × {args.threads} threads, "
-            f"{args.clients} client processes, {len(jobs)} signed requests, PostgreSQL + Redis on loopback"
+            f"{args.clients} client processes × {args.connections} keep-alive connections, {len(jobs)} signed requests, PostgreSQL + Redis on loopback"
         )
         figures = {}
         for name, spec, path, port in (
@@ -210,9 +238,11 @@ def main() -> None:
         ):
             proc = _serve(spec, port, env, args.workers, args.threads)
             try:
-                run_load(port, path, jobs[:200], args.clients)  # warm up connections and caches
+                run_load(
+                    port, path, jobs[:200], args.clients, args.connections
+                )  # warm up connections and caches
                 todo = jobs[200:] if path == PATH else [(f"X{s}", p, b) for s, p, b in jobs[200:]]
-                figures[name] = result = run_load(port, path, todo, args.clients)
+                figures[name] = result = run_load(port, path, todo, args.clients, args.connections)
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
