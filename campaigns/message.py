@@ -95,6 +95,26 @@ class Message(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ParkedStatus(Base):
+    """A delivery-status callback that came before its message had a provider id in our outbox.
+
+    Outcomes are committed in small groups after the provider call, so a fast callback (an
+    immediate "failed") can overtake them; it is kept here and applied once the message is there,
+    never dropped.
+    """
+
+    __tablename__ = "parked_statuses"
+    __table_args__ = (Index("ix_parked_statuses_open", "provider_id", **_partial("settled_at IS NULL")),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(40))
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    settled_at: Mapped[dt.datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))  # applied, stale (nothing new), unmatched
+
+
 class MessageEvent(Base):
     """One state change of a message (claimed, sent, delivered, failed…), kept for the why-trace."""
 

@@ -13,6 +13,7 @@ import time
 
 from flask import current_app
 
+from campaigns.delivery import apply_parked_statuses
 from campaigns.health import pause_failing_campaigns
 from campaigns.scheduler import tick as scheduler_tick
 from campaigns.sending import SendConfig, claim_batch, expire_stale_claims, has_due, send_claimed
@@ -37,6 +38,7 @@ def tick() -> dict:
     now = utcnow()
     with session_scope() as session:
         expired = expire_stale_claims(session, now)
+        parked = apply_parked_statuses(session, now)
         result = scheduler_tick(session, now)
     drains = kick_senders()
     swept = sweep_replies()
@@ -46,6 +48,7 @@ def tick() -> dict:
     summary = {
         "inserted": result.total,
         "stale_to_unknown": expired,
+        "parked_statuses": parked,
         "drains": drains,
         "replies_swept": swept,
     }
