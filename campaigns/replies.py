@@ -52,33 +52,10 @@ def store_inbound(
     now: dt.datetime | None = None,
 ) -> tuple[InboundMessage, bool]:
     """Insert the raw reply unless its provider id is already stored; returns (row, newly_stored)."""
-    inbound_id, created = store_inbound_id(
-        session,
-        channel=channel,
-        provider_id=provider_id,
-        from_address=from_address,
-        body=body,
-        raw=raw,
-        to_address=to_address,
-        now=now,
-    )
-    return session.get(InboundMessage, inbound_id), created
-
-
-def store_inbound_id(
-    session: Session,
-    *,
-    channel: str,
-    provider_id: str,
-    from_address: str,
-    body: str,
-    raw: dict,
-    to_address: str | None = None,
-    now: dt.datetime | None = None,
-) -> tuple[int, bool]:
-    """`store_inbound` for the webhook's hot path: (id, newly_stored) without loading the row back."""
     params = _inbound_params(channel, provider_id, from_address, to_address, body, raw, now)
-    return _stored(session, session.scalar(_insert_inbound(session.get_bind().dialect.name), params), params)
+    inserted = session.scalar(_insert_inbound(session.get_bind().dialect.name), params)
+    inbound_id, created = _stored(session, inserted, params)
+    return session.get(InboundMessage, inbound_id), created
 
 
 def _inbound_params(channel, provider_id, from_address, to_address, body, raw, now) -> dict:
