@@ -12,10 +12,12 @@ is exactly what the Python path gives. The writer then merges the staging table 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import operator
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -24,14 +26,19 @@ from membership.importing.reading import Unreadable
 from membership.importing.validation import _CONTROL, Context, RowError, validate_purchase
 from membership.importing.writing import Writer
 
-BATCH_ROWS = 50_000
+BATCH_ROWS = 100_000
+# Connections that stage and merge a large file at once (PostgreSQL runs a statement on one core);
+# a file estimated smaller than LANE_MIN_ROWS is not worth a second connection.
+LANES = 2
+LANE_MIN_ROWS = 20_000
+WORK_MEM = "64MB"  # per sort or hash, per lane
 MAX_RAW_CHARS = 2000
 # The file's columns as staged text; a column the file lacks is staged as "".
 COLUMNS = ("line_id", "card_number", "sku", "store", "purchased_at", "quantity", "amount")
 _RAW, _STORES, _ERRORS = "import_raw_purchases", "import_raw_stores", "import_raw_errors"
 _COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
-_BLOCK_ROWS = 2000  # rows per COPY write: few calls, little memory
+BLOCK_ROWS = 2000  # rows per COPY write: few calls, little memory
 
 # What SQL accepts without asking Python; anything else is validated in Python.
 _ID = r"^[!-~]([ -~]*[!-~])?$"  # printable ASCII, no surrounding spaces
@@ -114,6 +121,7 @@ class PurchaseBulk:
         batch_rows: int = BATCH_ROWS,
     ) -> None:
         self.session, self.ctx, self.writer = session, ctx, writer
+        writer.resolve_in_stage()  # the conversion looks the ids up as it stages
         self.delimiter, self.batch_rows = delimiter, batch_rows
         self.present = [key for key in COLUMNS if key in positions]
         # Values are read from [""] + row, so index 0 is the "" of a column the file lacks.
@@ -123,31 +131,40 @@ class PurchaseBulk:
 
     # -- one batch ---------------------------------------------------------------------------------
 
-    def encode(self, rows: Iterator[tuple[int, list[str] | Unreadable]]) -> Iterator[Block]:
-        """``rows`` as blocks of COPY text for the raw table (no database work: ``stage`` writes them)."""
+    def encode(
+        self, rows: Iterator[tuple[int, list[str] | Unreadable]], lanes: int = 1
+    ) -> Iterator[list[Block]]:
+        """``rows`` as blocks of COPY text for the raw table, one block per lane (see ``lanes``).
+
+        A row goes to the lane its trimmed line id hashes to, so every line of an id is staged by
+        the same connection, in file order. No database work here: ``stage`` writes the blocks.
+        """
         pick, need, delimiter = self.pick, self.need, self.delimiter
-        block = Block()
-        out: list[str] = []
+        blocks = [Block() for _ in range(lanes)]
+        outs: list[list[str]] = [[] for _ in range(lanes)]
+        read = 0
         for line, values in rows:
-            block.read += 1
+            read += 1
             if isinstance(values, Unreadable):
-                block.errors.append(RowError(line, None, values.reason))
+                blocks[0].read += 1
+                blocks[0].errors.append(RowError(line, None, values.reason))
             else:
+                cells = ["", *values]
+                if len(cells) <= need:
+                    cells.extend([""] * (need + 1 - len(cells)))
+                picked = pick(cells)
+                lane = hash(picked[0].strip()) % lanes if lanes > 1 else 0
+                blocks[lane].read += 1
                 raw = delimiter.join(values)
                 if "\x00" in raw:  # COPY cannot carry NUL; Python reports the row
-                    block.held.append((line, values))
+                    blocks[lane].held.append((line, values))
                 else:
-                    cells = ["", *values]
-                    if len(cells) <= need:
-                        cells.extend([""] * (need + 1 - len(cells)))
-                    out.append(_copy_line(line, pick(cells), raw))
-            if block.read >= _BLOCK_ROWS:
-                block.text = "".join(out)
-                yield block
-                block, out = Block(), []
-        if block.read:
-            block.text = "".join(out)
-            yield block
+                    outs[lane].append(_copy_line(line, picked, raw))
+            if read >= BLOCK_ROWS:
+                yield _finish(blocks, outs)
+                blocks, outs, read = [Block() for _ in range(lanes)], [[] for _ in range(lanes)], 0
+        if read:
+            yield _finish(blocks, outs)
 
     def stage(self, blocks: Iterator[Block]) -> Staged | None:
         """Stage about one batch of ``blocks`` (see ``encode``); None when ``blocks`` is exhausted."""
@@ -166,9 +183,12 @@ class PurchaseBulk:
                     break
         if not staged.read:
             return None
+        copied = staged.read - len(staged.errors) - len(held)  # each unreadable row has one error
         fast = self._convert_plain_rows()
-        records = self._validate_in_python(held, staged)
-        self.writer.copy_records(records)
+        records = self._validate_in_python(held, staged, leftovers=fast < copied)
+        if records:
+            self.writer.copy_records(records)
+            self.writer.resolve_staged()
         repeats = self._drop_repeats()
         staged.errors.extend(repeats)
         staged.staged = fast + len(records) - len(repeats)
@@ -176,43 +196,64 @@ class PurchaseBulk:
 
     def _create_tables(self) -> None:
         columns = ", ".join(f"{c} text" for c in COLUMNS)
+        # A batch's hashes and sorts fit in memory with this; the default 4 MB spilled them to disk.
+        self._sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
         # ON COMMIT DROP: a batch is one transaction, so nothing outlives it.
         self._sql(f"CREATE TEMP TABLE {_RAW} (line integer, {columns}, raw text) ON COMMIT DROP")
-        self._sql(f"CREATE TEMP TABLE {_STORES} (code text, id integer, tz text) ON COMMIT DROP")
+        self._sql(
+            f"CREATE TEMP TABLE {_STORES} (code text, id integer, tz text, fixed interval) ON COMMIT DROP"
+        )
         self._sql(
             f"CREATE TEMP TABLE {_ERRORS} (seq integer, line integer, col text, reason text, raw text) "
             f"ON COMMIT DROP"
         )
         self.writer.create_stage()
-        self._copy(_STORES, ("code", "id", "tz"), self._store_rows())
+        self._copy(_STORES, ("code", "id", "tz", "fixed"), self._store_rows())
 
     def _store_rows(self) -> list[tuple]:
-        """The store codes SQL may resolve itself ("" is a row without a store code)."""
+        """The store codes SQL may resolve itself ("" is a row without a store code), with their zones."""
         default = self.ctx.default_store
         rows = [("", default.id, default.timezone.key) if default else ("", None, "UTC")]
         for code, info in self.ctx.stores.items():
             # Only codes a cell can name verbatim; Python's trimming handles the rest.
             if code and code == code.strip() and len(code) <= 40 and not _CONTROL.search(code):
                 rows.append((code, info.id, info.timezone.key))
-        return rows
+        return [(code, id_, tz, fixed_offset(tz)) for code, id_, tz in rows]
 
     def _convert_plain_rows(self) -> int:
-        """Typed rows for every plainly valid raw row, in SQL; returns how many were staged."""
+        """Typed rows, member and product ids resolved, for every plainly valid raw row, in SQL.
+
+        Returns how many were staged. A store whose zone keeps one offset over the dates SQL takes
+        (Asia/Shanghai, most of China's stores) is converted by subtracting that offset, Python's
+        own figure: no zone lookups and no check for nearby clock changes.
+        """
         limit = self.ctx.now + dt.timedelta(days=1) if self.ctx.now else dt.datetime(9999, 1, 1)
-        # OFFSET 0 keeps the inner query a separate step, so each conversion runs once per row;
-        # its CASEs make sure no cast sees a value its check refused.
+        # Each OFFSET 0 keeps a step apart. The lookups come first, unfiltered: the planner cannot
+        # estimate the checks' regexes on a fresh temporary table, took the batch for one row and
+        # probed products once per row (3x slower). The conversions then run once per row, and
+        # their CASEs make sure no cast sees a value its check refused.
         sql = f"""
             INSERT INTO {self.writer.stage} (line, line_id, card_number, sku, store_id, purchased_at,
-                                             quantity, amount)
-            SELECT line, line_id, card_number, sku, store_id, utc, quantity, amount FROM (
-                SELECT r.line, r.line_id, r.card_number, r.sku, st.id AS store_id, st.tz,
+                                             quantity, amount, member_id, product_id)
+            SELECT line, line_id, card_number, sku, store_id, utc, quantity, amount, member_id, product_id
+            FROM (
+                SELECT r.line, r.line_id, r.card_number, r.sku, r.store_id, r.tz, r.fixed,
+                       r.member_id, r.product_id,
                        CASE WHEN r.quantity ~ '{_QUANTITY}'
                             THEN COALESCE(CAST(NULLIF(r.quantity, '') AS integer), 1) END AS quantity,
                        CASE WHEN r.amount ~ '{_AMOUNT}'
                             THEN COALESCE(CAST(NULLIF(r.amount, '') AS numeric(12, 2)), 0) END AS amount,
-                       (CASE WHEN {_PLAIN_DATE} THEN CAST({_ISO} AS timestamp) END
-                        AT TIME ZONE st.tz) AT TIME ZONE 'UTC' AS utc
-                FROM {_RAW} r JOIN {_STORES} st ON st.code = r.store
+                       CASE WHEN NOT ({_PLAIN_DATE}) THEN NULL
+                            WHEN r.fixed IS NOT NULL THEN CAST({_ISO} AS timestamp) - r.fixed
+                            ELSE (CAST({_ISO} AS timestamp) AT TIME ZONE r.tz) AT TIME ZONE 'UTC'
+                       END AS utc
+                FROM (
+                    SELECT r.*, st.id AS store_id, st.tz, st.fixed, m.id AS member_id, p.id AS product_id
+                    FROM {_RAW} r JOIN {_STORES} st ON st.code = r.store
+                         LEFT JOIN members m ON m.card_number = r.card_number
+                         LEFT JOIN products p ON p.sku = r.sku
+                    OFFSET 0
+                ) r
                 WHERE r.line_id ~ '{_ID}' AND length(r.line_id) <= 80
                   AND r.card_number ~ '{_ID}' AND length(r.card_number) <= 64
                   AND r.sku ~ '{_ID}' AND length(r.sku) <= 64
@@ -220,20 +261,22 @@ class PurchaseBulk:
             ) plain
             WHERE quantity IS NOT NULL AND amount IS NOT NULL
               AND utc >= TIMESTAMP '1900-01-01' AND utc < TIMESTAMP '2101-01-01' AND utc <= :limit
-              AND (utc - {_NEAR_CHANGE}) AT TIME ZONE 'UTC' AT TIME ZONE tz - (utc - {_NEAR_CHANGE})
-                = (utc + {_NEAR_CHANGE}) AT TIME ZONE 'UTC' AT TIME ZONE tz - (utc + {_NEAR_CHANGE})
+              AND CASE WHEN fixed IS NOT NULL THEN true
+                       ELSE (utc - {_NEAR_CHANGE}) AT TIME ZONE 'UTC' AT TIME ZONE tz - (utc - {_NEAR_CHANGE})
+                          = (utc + {_NEAR_CHANGE}) AT TIME ZONE 'UTC' AT TIME ZONE tz - (utc + {_NEAR_CHANGE})
+                  END
         """
         return self._sql(sql, limit=limit).rowcount
 
-    def _validate_in_python(self, held: list, staged: Staged) -> list[tuple]:
-        """The rows SQL left alone, validated one by one; returns the valid ones' records."""
+    def _validate_in_python(self, held: list, staged: Staged, leftovers: bool) -> list[tuple]:
+        """The rows SQL left alone, validated one by one; returns the valid ones' records.
+
+        ``leftovers``: whether SQL left some COPYed rows unstaged (else only ``held`` remain).
+        """
         ctx, present = self.ctx, self.present
         records = []
-        leftovers = self._sql(
-            f"SELECT r.line, {', '.join('r.' + c for c in self.present)} FROM {_RAW} r "
-            f"WHERE NOT EXISTS (SELECT FROM {self.writer.stage} s WHERE s.line = r.line) ORDER BY r.line"
-        )
-        for line, *values in leftovers:
+        rows = self._leftovers() if leftovers else ()
+        for line, *values in rows:
             result = validate_purchase(line, dict(zip(present, values, strict=True)), ctx)
             if isinstance(result, list):
                 staged.errors.extend(result)
@@ -251,8 +294,20 @@ class PurchaseBulk:
                 records.append(result)
         return records
 
+    def _leftovers(self):
+        return self._sql(
+            f"SELECT r.line, {', '.join('r.' + c for c in self.present)} FROM {_RAW} r "
+            f"WHERE NOT EXISTS (SELECT FROM {self.writer.stage} s WHERE s.line = r.line) ORDER BY r.line"
+        )
+
     def _drop_repeats(self) -> list[RowError]:
         """Within a batch the first line of an id wins; later ones are reported, as in Python."""
+        # Most batches have none: a hash count is cheaper than sorting the batch for the window.
+        if (
+            self._sql(f"SELECT FROM {self.writer.stage} GROUP BY line_id HAVING count(*) > 1 LIMIT 1").first()
+            is None
+        ):
+            return []
         repeats = self._sql(
             f"WITH d AS (SELECT line, min(line) OVER (PARTITION BY line_id) AS first "
             f"FROM {self.writer.stage}) "
@@ -289,14 +344,23 @@ class PurchaseBulk:
                 cp.write_row(row)
 
 
+def _finish(blocks: list[Block], outs: list[list[str]]) -> list[Block]:
+    for block, out in zip(blocks, outs, strict=True):
+        block.text = "".join(out)
+    return blocks
+
+
 def _copy_line(line: int, cells: tuple[str, ...], raw: str) -> str:
-    """One row of COPY text: line, cells, raw; escaped only when a value needs it."""
-    body = "\t".join(cells)
-    if _NEEDS_ESCAPE.search(body):
-        body = "\t".join(cell.translate(_COPY_ESCAPE) for cell in cells)
-    if _NEEDS_ESCAPE.search(raw):
-        raw = raw.translate(_COPY_ESCAPE)
-    return f"{line}\t{body}\t{raw}\n"
+    """One row of COPY text: line, cells, raw; escaped only when a value needs it.
+
+    The cells are taken from ``raw``'s values, so one search of ``raw`` covers them all (the joined
+    body always contains tabs: those are COPY's separators).
+    """
+    if not _NEEDS_ESCAPE.search(raw):
+        body = "\t".join(cells)
+        return f"{line}\t{body}\t{raw}\n"
+    body = "\t".join(cell.translate(_COPY_ESCAPE) for cell in cells)
+    return f"{line}\t{body}\t{raw.translate(_COPY_ESCAPE)}\n"
 
 
 def _raw(text_: str | None) -> str | None:
@@ -306,3 +370,22 @@ def _raw(text_: str | None) -> str | None:
 def _printable(value: str) -> str:
     """PostgreSQL text cannot hold NUL; a raw row or a validator's message may quote one."""
     return value.replace("\x00", "\ufffd")
+
+
+@functools.lru_cache(maxsize=256)
+def fixed_offset(zone: str) -> dt.timedelta | None:
+    """The one UTC offset ``zone`` has at every date SQL converts itself (2000–2100), else None.
+
+    Sampled daily at noon UTC: no zone has changed its clock and back within a day.
+    """
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    day = dt.datetime(1999, 12, 30, 12, tzinfo=dt.UTC)
+    offset = day.astimezone(tz).utcoffset()
+    while day.year < 2101:
+        day += dt.timedelta(days=1)
+        if day.astimezone(tz).utcoffset() != offset:
+            return None
+    return offset

@@ -181,3 +181,17 @@ def open_csv(path: str | Path, encoding: str = "auto") -> tuple[BinaryIO, CsvSou
     except BaseException:
         stream.close()
         raise
+
+
+def estimate_rows(path: str | Path, sample: int = 1 << 16) -> int:
+    """About how many lines ``path`` holds, from its size and the line length of its first 64 KiB."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(sample)
+    except OSError:
+        return 0
+    if not head:
+        return 0
+    return round(size * max(head.count(b"\n"), 1) / len(head))

@@ -86,7 +86,11 @@ class ImportRowError(Base):
 
 def run_errors(session: Session, run_id: int, limit: int | None = None) -> Iterable[ImportRowError]:
     """A run's bad rows in file order, streamed (a bad file can have a million)."""
-    stmt = select(ImportRowError).where(ImportRowError.run_id == run_id).order_by(ImportRowError.line)
+    stmt = (
+        select(ImportRowError)
+        .where(ImportRowError.run_id == run_id)
+        .order_by(ImportRowError.line, ImportRowError.id)
+    )
     if limit is not None:
         stmt = stmt.limit(limit)
     return session.scalars(stmt.execution_options(yield_per=1000))

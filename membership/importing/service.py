@@ -7,9 +7,13 @@ so an interrupted import can simply be run again (the merge is idempotent).
 
 from __future__ import annotations
 
+import collections
+import functools
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import closing
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,21 +21,29 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from database.base import utcnow
-from membership.importing import bulk
+from membership.importing import bulk, indexes
 from membership.importing.formats import FORMATS, HeaderError, match_header
+from membership.importing.lanes import run_lanes
 from membership.importing.pipeline import read_ahead
-from membership.importing.reading import EncodingError, Unreadable, open_csv
+from membership.importing.reading import EncodingError, Unreadable, estimate_rows, open_csv
 from membership.importing.runs import ImportKind, ImportRowError, ImportRun
 from membership.importing.validation import VALIDATORS, Context, RowError, StoreInfo
 from membership.importing.writing import WRITERS, Target
+from membership.member import Member
+from membership.purchase import Purchase
 from membership.store import Store
 
 CHUNK_ROWS = 5000
+# A members file this large is validated in VALIDATORS_AT_ONCE processes, PART_ROWS rows per task.
+POOL_MIN_ROWS = 20_000
+VALIDATORS_AT_ONCE = 2
+PART_ROWS = 2000
 MAX_RAW_CHARS = 2000
 # A store column lands in a differently named record field per kind.
 _FIELD_OF_COLUMN = {"members": {"store": "home_store_id"}, "purchases": {"store": "store_id"}}
 
 Progress = Callable[[ImportRun], None]
+_INDEXED_TABLES = {"members": Member.__table__, "purchases": Purchase.__table__}
 
 
 class UnknownStore(LookupError):
@@ -95,10 +107,17 @@ def import_file(
         delimiter = source.delimiter
         batch = _Batch(session, run, kind, present, path.name, dry_run, progress, chunk_rows, delimiter)
         if kind == "purchases" and bulk.usable(session, batch.ctx):
-            loader = bulk.PurchaseBulk(
-                session, batch.ctx, batch.writer, {k: i for i, k in positions}, delimiter
-            )
-            return batch.process_bulk(loader.encode(source.rows()), loader)
+            expected = estimate_rows(path)
+            lanes = bulk.LANES if expected >= bulk.LANE_MIN_ROWS else 1
+            columns = {k: i for i, k in positions}
+
+            def loader(lane_session: Session) -> bulk.PurchaseBulk:
+                writer = WRITERS[kind](lane_session, batch.writer.target)
+                return bulk.PurchaseBulk(lane_session, batch.ctx, writer, columns, delimiter)
+
+            encoder = loader(session)
+            with _initial_load(session, run, kind, expected):
+                return batch.process_bulk(encoder.encode(source.rows(), lanes), loader, lanes)
 
         def rows():
             for line, values in source.rows():
@@ -109,7 +128,28 @@ def import_file(
                 row = {key: values[i] for i, key in positions if i < size}
                 yield line, row, values if size else None
 
-        return batch.process(rows())
+        expected = estimate_rows(path)
+        with _initial_load(session, run, kind, expected):
+            workers = VALIDATORS_AT_ONCE if kind == "members" and expected >= POOL_MIN_ROWS else 0
+            return batch.process(rows(), workers=workers)
+
+
+@contextmanager
+def _initial_load(session: Session, run: ImportRun, kind: str, expected_rows: int) -> Iterator[None]:
+    """Members and purchases on PostgreSQL: secondary indexes dropped for a load larger than the
+    table and rebuilt after it, however it ends (see ``indexes``)."""
+    table = _INDEXED_TABLES.get(kind)
+    if table is None or session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    indexes.repair(session, ImportKind(kind), table, run.id)
+    dropped = [] if run.dry_run else indexes.drop_for_load(session, table, expected_rows)
+    try:
+        yield
+    finally:
+        if dropped:
+            session.rollback()  # a failed load leaves the session's transaction aborted
+            indexes.rebuild(session, table, dropped)
 
 
 def import_rows(
@@ -152,6 +192,17 @@ def _as_text(value) -> str:
     return str(value)
 
 
+@dataclass
+class _Tally:
+    """What one committed batch did."""
+
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+
+
 class _Batch:
     """Validates rows and writes them chunk by chunk for one run."""
 
@@ -188,11 +239,12 @@ class _Batch:
         self,
         rows: Iterable[tuple[int, Mapping | Unreadable, object]],
         finish: bool = True,
+        workers: int = 0,
     ) -> ImportRun:
-        """Validate and write ``rows`` chunk by chunk."""
+        """Validate and write ``rows`` chunk by chunk; with ``workers`` > 1 they validate in processes."""
         try:
             # One chunk validated ahead while the last one merges; closed (thread stopped) on failure.
-            with closing(read_ahead(self._chunks(rows), depth=1)) as chunks:
+            with closing(read_ahead(self._chunks(self._validated(rows, workers)), depth=1)) as chunks:
                 for read, records, raws, errors in chunks:
                     self.run.rows_read += read
                     self._flush(records, raws, errors)
@@ -205,17 +257,16 @@ class _Batch:
             self.session.commit()
         return self.run
 
-    def _chunks(self, rows: Iterable[tuple[int, Mapping | Unreadable, object]]) -> Iterator[tuple]:
+    def _chunks(self, rows: Iterable[tuple[int, Mapping | Unreadable, object, object]]) -> Iterator[tuple]:
         """(rows read, records by key, raw rows by line, errors) per chunk; the last may be empty."""
-        validate, ctx, key_index, key_column = self.validate, self.ctx, self.key_index, self.key_column
+        key_index, key_column = self.key_index, self.key_column
         read, records, raws, errors = 0, {}, {}, []
-        for line, row, raw in rows:
+        for line, row, raw, result in rows:
             read += 1
             raws[line] = raw
             if isinstance(row, Unreadable):
                 errors.append(RowError(line, None, row.reason))
                 continue
-            result = validate(line, row, ctx)
             if isinstance(result, list):
                 errors.extend(result)
                 continue
@@ -231,45 +282,107 @@ class _Batch:
                     read, records, raws, errors = 0, {}, {}, []
         yield read, records, raws, errors
 
-    def process_bulk(self, blocks: Iterator[bulk.Block], loader: bulk.PurchaseBulk) -> ImportRun:
-        """The PostgreSQL purchases path: ``loader`` stages each batch, then merge and record as usual."""
+    def _validated(
+        self, rows: Iterable[tuple[int, Mapping | Unreadable, object]], workers: int
+    ) -> Iterator[tuple]:
+        """(line, row, raw, record or errors) for each row, validated here or by ``workers`` processes.
+
+        Validation is Python (phonenumbers most of all), and a thread shares one core with the
+        writer: the writer then waits for the GIL after every round trip. Processes take both
+        cores. At most two parts per worker are in flight, so memory stays flat.
+        """
+        validate, ctx = self.validate, self.ctx
+        if workers <= 1:
+            for line, row, raw in rows:
+                yield line, row, raw, None if isinstance(row, Unreadable) else validate(line, row, ctx)
+            return
+        pending: collections.deque = collections.deque()
+        # forkserver, not fork: this runs in the read-ahead thread of a process with a database
+        # pool, and a fork copies whatever locks the other threads hold. Its children import the
+        # main module as __mp_main__, so scripts that import Huifang guard their __main__ code.
+        processes = multiprocessing.get_context("forkserver")
+        processes.set_forkserver_preload([__name__])
+        with processes.Pool(workers, initializer=_start_validator, initargs=(self.kind, ctx)) as pool:
+            for part in _parts(rows, PART_ROWS):
+                todo = [(line, row) for line, row, _ in part if not isinstance(row, Unreadable)]
+                pending.append((part, pool.apply_async(_validate_part, (todo,))))
+                if len(pending) > 2 * workers:
+                    yield from _joined(*pending.popleft())
+            while pending:
+                yield from _joined(*pending.popleft())
+
+    def process_bulk(
+        self,
+        groups: Iterator[list[bulk.Block]],
+        loader: Callable[[Session], bulk.PurchaseBulk],
+        lanes: int,
+    ) -> ImportRun:
+        """The PostgreSQL purchases path: ``lanes`` connections stage and merge, each its own rows.
+
+        Every lane commits batch by batch on its own session; this session only records the run's
+        counts as each batch lands.
+        """
+        self.session.commit()  # nothing of this session's may hold a lock the lanes wait for
+        run_id, engine = self.run.id, self.session.get_bind()
+        workers = [functools.partial(self._lane, loader, engine, run_id) for _ in range(lanes)]
         try:
-            with closing(read_ahead(blocks, depth=32)) as ahead:  # a whole batch ahead
-                self._stage_and_merge(ahead, loader)
+            # Each lane's inbox holds a whole batch: a lane merging must not hold up the next one's
+            # COPY, nor the reader, which then keeps a core busy throughout.
+            with closing(read_ahead(groups, depth=4)) as ahead:
+                run_lanes(ahead, workers, self._count, depth=bulk.BATCH_ROWS * lanes // bulk.BLOCK_ROWS + 2)
         except BaseException as exc:
             self.session.rollback()
             _fail(self.session, self.run, f"stopped by {type(exc).__name__}: {exc}"[:1000])
             raise
         self.run.finish()
         self.session.commit()
+        self.writer.note_inserted(self.run.inserted)
+        self.session.commit()
         return self.run
 
-    def _stage_and_merge(self, blocks: Iterator[bulk.Block], loader: bulk.PurchaseBulk) -> None:
-        """Stage, merge, record and commit batch by batch until ``blocks`` runs out."""
-        while (staged := loader.stage(blocks)) is not None:
-            self.run.rows_read += staged.read
-            errors = staged.errors
-            if staged.staged:
-                errors = errors + self._merge_staged(staged.staged)
-            self.run.failed += len({e.line for e in errors})
-            if errors:
-                loader.record_errors(self.run.id, staged, errors)
-            self.session.commit()
-            if self.progress is not None:
-                self.progress(self.run)
+    def _lane(
+        self,
+        loader: Callable[[Session], bulk.PurchaseBulk],
+        engine,
+        run_id: int,
+        blocks: Iterator[bulk.Block],
+    ) -> Iterator[_Tally]:
+        """One lane: stage, merge, record errors and commit batch by batch until ``blocks`` runs out."""
+        with Session(bind=engine) as session:
+            lane = loader(session)
+            while (staged := lane.stage(blocks)) is not None:
+                tally = _Tally(read=staged.read)
+                errors = staged.errors
+                if staged.staged:
+                    # No ANALYZE as the table grows: this merge never joins the purchases table
+                    # (process_bulk analyzes once at the end, for everyone else's queries).
+                    nested = session.begin_nested() if self.dry_run else None
+                    result = lane.writer.merge(staged.staged)
+                    if nested is not None:
+                        nested.rollback()
+                    tally.inserted, tally.updated, tally.unchanged = (
+                        result.inserted,
+                        result.updated,
+                        result.unchanged,
+                    )
+                    errors = errors + result.errors
+                tally.failed = len({e.line for e in errors})
+                if errors:
+                    lane.record_errors(run_id, staged, errors)
+                session.commit()
+                yield tally
 
-    def _merge_staged(self, staged: int) -> list[RowError]:
-        """Merge the writer's staging table (in a savepoint rolled back on a dry run); returns its errors."""
-        nested = self.session.begin_nested() if self.dry_run else None
-        result = self.writer.merge(staged)
-        if nested is not None:
-            nested.rollback()
-        else:
-            self.writer.note_inserted(result.inserted)
-        self.run.inserted += result.inserted
-        self.run.updated += result.updated
-        self.run.unchanged += result.unchanged
-        return result.errors
+    def _count(self, tally: _Tally) -> None:
+        """Add a lane's committed batch to the run, for the progress bar and the final counts."""
+        run = self.run
+        run.rows_read += tally.read
+        run.inserted += tally.inserted
+        run.updated += tally.updated
+        run.unchanged += tally.unchanged
+        run.failed += tally.failed
+        self.session.commit()
+        if self.progress is not None:
+            self.progress(run)
 
     def _flush(self, records: dict[str, tuple], raws: dict[int, object], errors: list[RowError]) -> None:
         if records:
@@ -314,6 +427,36 @@ class _Batch:
         else:
             text = str(raw)
         return _printable(text[:MAX_RAW_CHARS])
+
+
+def _parts(rows: Iterable, size: int) -> Iterator[list]:
+    part = []
+    for row in rows:
+        part.append(row)
+        if len(part) >= size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
+def _joined(part: list, validated) -> Iterator[tuple]:
+    results = iter(validated.get())
+    for line, row, raw in part:
+        yield line, row, raw, None if isinstance(row, Unreadable) else next(results)
+
+
+_VALIDATOR: tuple | None = None  # (validate, context) in a validation process
+
+
+def _start_validator(kind: str, ctx: Context) -> None:
+    global _VALIDATOR
+    _VALIDATOR = (VALIDATORS[kind], ctx)
+
+
+def _validate_part(todo: list[tuple[int, Mapping]]) -> list:
+    validate, ctx = _VALIDATOR
+    return [validate(line, row, ctx) for line, row in todo]
 
 
 def _printable(text: str) -> str:
