@@ -123,10 +123,10 @@ def test_bad_rows_are_reported_by_line_and_good_rows_kept(
     session, store, tmp_path, monkeypatch, in_processes
 ):
     if in_processes:  # what a large members file gets: validation in worker processes, 2 rows a task
-        from membership.importing import service
+        from membership.importing import processes, service
 
         monkeypatch.setattr(service, "POOL_MIN_ROWS", 0)
-        monkeypatch.setattr(service, "PART_ROWS", 2)
+        monkeypatch.setattr(processes, "PART_ROWS", 2)
     content = (
         b"card_number,name,phone,email,joined_at\n"
         b"G1,Good One,13800000001,g1@example.com,2024-01-01\n"  # line 2

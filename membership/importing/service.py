@@ -7,9 +7,7 @@ so an interrupted import can simply be run again (the merge is idempotent).
 
 from __future__ import annotations
 
-import collections
 import functools
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
@@ -25,6 +23,7 @@ from membership.importing import bulk, indexes
 from membership.importing.formats import FORMATS, HeaderError, match_header
 from membership.importing.lanes import run_lanes
 from membership.importing.pipeline import read_ahead
+from membership.importing.processes import validated_in_processes
 from membership.importing.reading import EncodingError, Unreadable, estimate_rows, open_csv
 from membership.importing.runs import ImportKind, ImportRowError, ImportRun
 from membership.importing.validation import VALIDATORS, Context, RowError, StoreInfo
@@ -33,11 +32,10 @@ from membership.member import Member
 from membership.purchase import Purchase
 from membership.store import Store
 
-CHUNK_ROWS = 5000
-# A members file this large is validated in VALIDATORS_AT_ONCE processes, PART_ROWS rows per task.
+CHUNK_ROWS = 10_000
+# A members file this large is validated in VALIDATORS_AT_ONCE processes (see processes.py).
 POOL_MIN_ROWS = 20_000
 VALIDATORS_AT_ONCE = 2
-PART_ROWS = 2000
 MAX_RAW_CHARS = 2000
 # A store column lands in a differently named record field per kind.
 _FIELD_OF_COLUMN = {"members": {"store": "home_store_id"}, "purchases": {"store": "store_id"}}
@@ -285,31 +283,13 @@ class _Batch:
     def _validated(
         self, rows: Iterable[tuple[int, Mapping | Unreadable, object]], workers: int
     ) -> Iterator[tuple]:
-        """(line, row, raw, record or errors) for each row, validated here or by ``workers`` processes.
-
-        Validation is Python (phonenumbers most of all), and a thread shares one core with the
-        writer: the writer then waits for the GIL after every round trip. Processes take both
-        cores. At most two parts per worker are in flight, so memory stays flat.
-        """
+        """(line, row, raw, record or errors) for each row, validated here or by ``workers`` processes."""
         validate, ctx = self.validate, self.ctx
         if workers <= 1:
             for line, row, raw in rows:
                 yield line, row, raw, None if isinstance(row, Unreadable) else validate(line, row, ctx)
             return
-        pending: collections.deque = collections.deque()
-        # forkserver, not fork: this runs in the read-ahead thread of a process with a database
-        # pool, and a fork copies whatever locks the other threads hold. Its children import the
-        # main module as __mp_main__, so scripts that import Huifang guard their __main__ code.
-        processes = multiprocessing.get_context("forkserver")
-        processes.set_forkserver_preload([__name__])
-        with processes.Pool(workers, initializer=_start_validator, initargs=(self.kind, ctx)) as pool:
-            for part in _parts(rows, PART_ROWS):
-                todo = [(line, row) for line, row, _ in part if not isinstance(row, Unreadable)]
-                pending.append((part, pool.apply_async(_validate_part, (todo,))))
-                if len(pending) > 2 * workers:
-                    yield from _joined(*pending.popleft())
-            while pending:
-                yield from _joined(*pending.popleft())
+        yield from validated_in_processes(rows, self.kind, ctx, workers)
 
     def process_bulk(
         self,
@@ -427,36 +407,6 @@ class _Batch:
         else:
             text = str(raw)
         return _printable(text[:MAX_RAW_CHARS])
-
-
-def _parts(rows: Iterable, size: int) -> Iterator[list]:
-    part = []
-    for row in rows:
-        part.append(row)
-        if len(part) >= size:
-            yield part
-            part = []
-    if part:
-        yield part
-
-
-def _joined(part: list, validated) -> Iterator[tuple]:
-    results = iter(validated.get())
-    for line, row, raw in part:
-        yield line, row, raw, None if isinstance(row, Unreadable) else next(results)
-
-
-_VALIDATOR: tuple | None = None  # (validate, context) in a validation process
-
-
-def _start_validator(kind: str, ctx: Context) -> None:
-    global _VALIDATOR
-    _VALIDATOR = (VALIDATORS[kind], ctx)
-
-
-def _validate_part(todo: list[tuple[int, Mapping]]) -> list:
-    validate, ctx = _VALIDATOR
-    return [validate(line, row, ctx) for line, row in todo]
 
 
 def _printable(text: str) -> str:

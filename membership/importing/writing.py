@@ -233,6 +233,7 @@ class MemberWriter(Writer):
     """Members by card number; consent changes also go to the ledger."""
 
     kind, key = "members", "card_number"
+    optimistic = True  # plain INSERTs until a chunk meets a stored card (PostgreSQL)
     _NULLABLE = ("preferred_name", "phone", "email", "timezone")  # an empty cell clears these
     _KEEP_IF_EMPTY = ("locale", "tier", "interests", "joined_at")  # NOT NULL: an empty cell keeps them
 
@@ -265,6 +266,24 @@ class MemberWriter(Writer):
         if "home_store_id" in present:
             assignments["home_store_id"] = "COALESCE(excluded.home_store_id, members.home_store_id)"
         conditions = self._consent_conditions(present)
+        newest_before = self._sql("SELECT COALESCE(max(id), 0) FROM members").scalar_one()
+        for channel in conditions:
+            col = f"{channel}_consent"
+            insert_cols[col] = f"COALESCE(s.{col}, false)"
+            insert_cols[f"{col}_at"] = f"CASE WHEN s.{col} THEN :now END"
+            insert_cols[f"{col}_source"] = f"CASE WHEN s.{col} THEN 'import' END"
+        args = ("members", "card_number", insert_cols, f"FROM {self.stage} s", assignments)
+        if self.optimistic and self.dialect == "postgresql":
+            # As for purchases: new cards are written by a plain INSERT (no speculative insertion,
+            # no look for consent changes of existing members) until a chunk meets a stored card.
+            try:
+                with self.session.begin_nested():
+                    written = self._upsert(*args, merge=False)
+            except IntegrityError:
+                self.optimistic = False
+            else:
+                self._record_new_consent(conditions, newest_before)
+                return self._tally(written, staged, None)
         consent_only = 0
         if conditions:
             # Existing members whose only change will be consent: counted "updated", not "unchanged".
@@ -277,13 +296,7 @@ class MemberWriter(Writer):
         # members get theirs in the INSERT itself, so a first import writes each row once, not twice.
         if consent_only:  # the rows it would change are exactly the ones just counted
             self._apply_consent(conditions)
-        newest_before = self._sql("SELECT COALESCE(max(id), 0) FROM members").scalar_one()
-        for channel in conditions:
-            col = f"{channel}_consent"
-            insert_cols[col] = f"COALESCE(s.{col}, false)"
-            insert_cols[f"{col}_at"] = f"CASE WHEN s.{col} THEN :now END"
-            insert_cols[f"{col}_source"] = f"CASE WHEN s.{col} THEN 'import' END"
-        written = self._upsert("members", "card_number", insert_cols, f"FROM {self.stage} s", assignments)
+        written = self._upsert(*args)
         self._record_new_consent(conditions, newest_before)
         tally = self._tally(written, staged, existing)
         moved = min(consent_only, tally.unchanged)
