@@ -1,10 +1,11 @@
 """Bench: the signed Twilio inbound-SMS webhook under gunicorn on loopback, against PostgreSQL.
 
 Starts an embedded PostgreSQL and an embedded Redis, loads members with open surveys, serves the app
-with gunicorn (2 workers), posts signed replies from several client processes over 16 keep-alive
-connections in all (Twilio delivers webhooks concurrently), and prints requests/s and latency
-percentiles; then does the same against a bare Flask endpoint that inserts one row, and prints the
-ratio. Needs gunicorn (`pip install -e ".[bench]"`).
+with gunicorn (2 gevent workers: the README's deployment for webhooks), posts signed replies from
+several client processes over 16 keep-alive connections in all (Twilio delivers webhooks
+concurrently), and prints requests/s and latency percentiles; then does the same against a bare
+Flask endpoint that inserts one row, on the same server settings, and prints the ratio. Needs
+gunicorn and gevent (`pip install -e ".[bench]"`).
 
 With only 4 connections the run measured gunicorn's accept race more than the app: the measured
 CPU split showed one worker holding 3 of the 4 connections in some runs and 2 of 4 in others, and
@@ -14,7 +15,7 @@ The client sends pre-built requests over raw sockets and reads answers with a mi
 wrk does: http.client cost 0.3 ms of CPU per request, taken from the server on the same 2 cores.
 
 Usage: python bench/webhook.py [--requests 20000] [--clients 4] [--connections 4] [--workers 2] [--threads 4]
-       [--worker-class gthread]
+       [--worker-class gevent|gthread]
 """
 
 from __future__ import annotations
@@ -262,7 +263,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument(
-        "--worker-class", default="gthread", help="gunicorn worker class (gevent needs `pip install gevent`)"
+        "--worker-class",
+        default="gevent",
+        help="gunicorn worker class: gevent, as the README advises for webhooks",
     )
     args = parser.parse_args()
 
