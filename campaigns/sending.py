@@ -62,16 +62,20 @@ def claim_batch(session: Session, channel: str, limit: int, now: dt.datetime | N
     single UPDATE … WHERE id IN (SELECT …) is already exclusive there.
     """
     now = now or utcnow()
+    # A MATERIALIZED CTE is evaluated exactly once: the locking LIMIT query written inline as
+    # IN (SELECT …) leaves the planner free to run it as the inner side of a join.
     due = (
         select(Message.id)
         .where(in_states(*SENDABLE), Message.channel == channel, Message.send_after <= now)
         .order_by(Message.send_after, Message.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
+        .cte("due")
+        .prefix_with("MATERIALIZED")
     )
     stmt = (
         update(Message)
-        .where(Message.id.in_(due.scalar_subquery()), Message.status.in_(SENDABLE))
+        .where(Message.id.in_(select(due.c.id)), Message.status.in_(SENDABLE))
         .values(status=MessageStatus.SENDING, claimed_at=now, attempts=Message.attempts + 1)
         .returning(Message.id)
     )
