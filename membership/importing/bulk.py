@@ -248,7 +248,8 @@ class PurchaseBulk:
                             ELSE (CAST({_ISO} AS timestamp) AT TIME ZONE r.tz) AT TIME ZONE 'UTC'
                        END AS utc
                 FROM (
-                    SELECT r.*, st.id AS store_id, st.tz, st.fixed, m.id AS member_id, p.id AS product_id
+                    SELECT r.line, r.line_id, r.card_number, r.sku, r.purchased_at, r.quantity, r.amount,
+                           st.id AS store_id, st.tz, st.fixed, m.id AS member_id, p.id AS product_id
                     FROM {_RAW} r JOIN {_STORES} st ON st.code = r.store
                          LEFT JOIN members m ON m.card_number = r.card_number
                          LEFT JOIN products p ON p.sku = r.sku

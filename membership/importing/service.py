@@ -246,6 +246,7 @@ class _Batch:
                 for read, records, raws, errors in chunks:
                     self.run.rows_read += read
                     self._flush(records, raws, errors)
+            self.writer.refresh_statistics()
         except BaseException as exc:
             self.session.rollback()
             _fail(self.session, self.run, f"stopped by {type(exc).__name__}: {exc}"[:1000])
