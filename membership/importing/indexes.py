@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MIN_ROWS = 100_000  # below this a load is quick either way
 LOCK_TIMEOUT = "5s"  # never queue an import behind a long report for the drop's exclusive lock
 BUILD_MEMORY = "256MB"  # maintenance_work_mem for the rebuild: the sort stays in memory
-BUILDERS = 2  # indexes built at once, each on its own connection
+BUILDERS = 3  # indexes built at once, each on its own connection (builds also wait on I/O)
 RUNNING_FOR = dt.timedelta(hours=6)  # a "running" run older than this died without finishing
 
 
