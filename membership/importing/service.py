@@ -27,7 +27,7 @@ from membership.importing.processes import validated_in_processes
 from membership.importing.reading import EncodingError, Unreadable, estimate_rows, open_csv
 from membership.importing.runs import ImportKind, ImportRowError, ImportRun
 from membership.importing.validation import VALIDATORS, Context, RowError, StoreInfo
-from membership.importing.writing import WRITERS, Target
+from membership.importing.writing import WRITERS, ChunkResult, Target
 from membership.member import Member
 from membership.purchase import Purchase
 from membership.store import Store
@@ -104,8 +104,8 @@ def import_file(
         present = frozenset(key for _, key in positions)
         delimiter = source.delimiter
         batch = _Batch(session, run, kind, present, path.name, dry_run, progress, chunk_rows, delimiter)
+        expected = estimate_rows(path)
         if kind == "purchases" and bulk.usable(session, batch.ctx):
-            expected = estimate_rows(path)
             lanes = bulk.LANES if expected >= bulk.LANE_MIN_ROWS else 1
             columns = {k: i for i, k in positions}
 
@@ -126,7 +126,6 @@ def import_file(
                 row = {key: values[i] for i, key in positions if i < size}
                 yield line, row, values if size else None
 
-        expected = estimate_rows(path)
         with _initial_load(session, run, kind, expected):
             workers = VALIDATORS_AT_ONCE if kind == "members" and expected >= POOL_MIN_ROWS else 0
             return batch.process(rows(), workers=workers)
@@ -337,10 +336,7 @@ class _Batch:
                 if staged.staged:
                     # No ANALYZE as the table grows: this merge never joins the purchases table
                     # (process_bulk analyzes once at the end, for everyone else's queries).
-                    nested = session.begin_nested() if self.dry_run else None
-                    result = lane.writer.merge(staged.staged)
-                    if nested is not None:
-                        nested.rollback()
+                    result = self._undone_if_dry(session, lambda: lane.writer.merge(staged.staged))
                     tally.inserted, tally.updated, tally.unchanged = (
                         result.inserted,
                         result.updated,
@@ -365,13 +361,20 @@ class _Batch:
         if self.progress is not None:
             self.progress(run)
 
+    def _undone_if_dry(self, session: Session, merge: Callable[[], ChunkResult]) -> ChunkResult:
+        """Run ``merge``; on a dry run inside a savepoint rolled back after it (the counts stay)."""
+        if not self.dry_run:
+            return merge()
+        nested = session.begin_nested()
+        try:
+            return merge()
+        finally:
+            nested.rollback()
+
     def _flush(self, records: dict[str, tuple], raws: dict[int, object], errors: list[RowError]) -> None:
         if records:
-            nested = self.session.begin_nested() if self.dry_run else None
-            result = self.writer.write(list(records.values()))
-            if nested is not None:
-                nested.rollback()
-            else:
+            result = self._undone_if_dry(self.session, lambda: self.writer.write(list(records.values())))
+            if not self.dry_run:
                 self.writer.note_inserted(result.inserted)
             errors.extend(result.errors)
             self.run.inserted += result.inserted
