@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from database.base import utcnow
-from membership.importing import bulk, indexes
+from membership.importing import bulk, foreign_keys, indexes
 from membership.importing.formats import FORMATS, HeaderError, match_header
 from membership.importing.lanes import run_lanes
 from membership.importing.pipeline import read_ahead
@@ -28,7 +28,7 @@ from membership.importing.reading import EncodingError, Unreadable, estimate_row
 from membership.importing.runs import ImportKind, ImportRowError, ImportRun
 from membership.importing.validation import VALIDATORS, Context, RowError, StoreInfo
 from membership.importing.writing import WRITERS, ChunkResult, Target
-from membership.member import Member
+from membership.member import ConsentEvent, Member
 from membership.purchase import Purchase
 from membership.store import Store
 
@@ -42,6 +42,8 @@ _FIELD_OF_COLUMN = {"members": {"store": "home_store_id"}, "purchases": {"store"
 
 Progress = Callable[[ImportRun], None]
 _INDEXED_TABLES = {"members": Member.__table__, "purchases": Purchase.__table__}
+# The tables a load inserts into, whose foreign keys are checked row by row (purchases have none).
+_CHECKED_TABLES = {"members": (Member.__table__, ConsentEvent.__table__), "purchases": (Purchase.__table__,)}
 
 
 class UnknownStore(LookupError):
@@ -133,19 +135,22 @@ def import_file(
 
 @contextmanager
 def _initial_load(session: Session, run: ImportRun, kind: str, expected_rows: int) -> Iterator[None]:
-    """Members and purchases on PostgreSQL: secondary indexes dropped for a load larger than the
-    table and rebuilt after it, however it ends (see ``indexes``)."""
+    """Members and purchases on PostgreSQL: secondary indexes and foreign keys dropped for a load
+    larger than the table and restored after it, however it ends (see ``indexes``, ``foreign_keys``)."""
     table = _INDEXED_TABLES.get(kind)
     if table is None or session.get_bind().dialect.name != "postgresql":
         yield
         return
-    indexes.repair(session, ImportKind(kind), table, run.id)
+    checked = _CHECKED_TABLES[kind]
+    indexes.repair(session, ImportKind(kind), table, run.id, checked)
     dropped = [] if run.dry_run else indexes.drop_for_load(session, table, expected_rows)
+    keys = foreign_keys.drop(session, checked, indexes.LOCK_TIMEOUT) if dropped else []
     try:
         yield
     finally:
-        if dropped:
+        if dropped or keys:
             session.rollback()  # a failed load leaves the session's transaction aborted
+            foreign_keys.restore(session, checked)
             indexes.rebuild(session, table, dropped)
 
 
