@@ -68,16 +68,20 @@ def restore(session: Session, tables: Iterable[Table]) -> list[str]:
     dialect = session.get_bind().dialect
     valid = []
     for fk in pending:
-        if fk.name not in state:
-            # No lock timeout: leaving the key off would leave the table unguarded until the next load.
-            session.execute(text(f"{AddConstraint(fk).compile(dialect=dialect)} NOT VALID"))
-            session.commit()
+        added = fk.name in state
         try:
+            if not added:
+                # No lock timeout: leaving the key off leaves the table unguarded until the next load.
+                session.execute(text(f"{AddConstraint(fk).compile(dialect=dialect)} NOT VALID"))
+                session.commit()
+                added = True
             session.execute(text(f'ALTER TABLE "{fk.table.name}" VALIDATE CONSTRAINT "{fk.name}"'))
             session.commit()
         except DBAPIError as exc:
             session.rollback()
-            log.error("%s stays NOT VALID (still enforced for new rows): %s", fk.name, exc.orig)
+            # The load's own outcome stands either way; the next load's repair tries again.
+            outcome = "stays NOT VALID (still enforced for new rows)" if added else "is missing"
+            log.error("%s %s: %s", fk.name, outcome, exc.orig)
             continue
         valid.append(fk.name)
     log.info("restored %s", ", ".join(valid))
@@ -94,4 +98,4 @@ def _validated(session: Session, tables: list[Table]) -> dict[str, bool]:
         ),
         {"tables": [table.name for table in tables]},
     )
-    return dict(rows.tuples().all())
+    return {name: validated for name, validated in rows}

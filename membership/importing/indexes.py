@@ -9,23 +9,24 @@ The unique indexes stay: the merges' ON CONFLICT needs them. Members lose their 
 interests and search indexes (the trigram one costs most per row) for a first load.
 
 If a process dies between drop and rebuild, the next import of that table (``repair``) recreates
-whatever is missing from the model's definitions, so the schema heals without anyone's help.
+whatever is missing from the model's definitions, so the schema heals without anyone's help. A
+running load holds an advisory lock (``loading``) that keeps repairs off what it dropped on purpose;
+PostgreSQL drops the lock with a dead process's connection.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
-from sqlalchemy import Index, Table, select, text
+from sqlalchemy import Index, Table, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from database.base import utcnow
 from membership.importing import foreign_keys
-from membership.importing.runs import ImportKind, ImportRun, ImportStatus
+from membership.importing.runs import ImportKind
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,6 @@ MIN_ROWS = 100_000  # below this a load is quick either way
 LOCK_TIMEOUT = "5s"  # never queue an import behind a long report for the drop's exclusive lock
 BUILD_MEMORY = "256MB"  # maintenance_work_mem for the rebuild: the sort stays in memory
 BUILDERS = 3  # indexes built at once, each on its own connection (builds also wait on I/O)
-RUNNING_FOR = dt.timedelta(hours=6)  # a "running" run older than this died without finishing
 
 
 def secondary_indexes(table: Table) -> list[Index]:
@@ -102,27 +102,56 @@ def rebuild(session: Session, table: Table, indexes: list[Index] | None = None) 
     return built
 
 
-def repair(
-    session: Session,
-    kind: ImportKind,
-    table: Table,
-    current_run_id: int | None = None,
-    checked: Iterable[Table] = (),
-) -> list[str]:
+# Advisory lock keys, one per kind of load: (a constant for Huifang's loads, the kind's number).
+_LOCK_CLASS = 0x48554946
+_LOCK_KEYS = {ImportKind.MEMBERS: 1, ImportKind.PURCHASES: 2, ImportKind.PRODUCTS: 3}
+
+
+@contextmanager
+def loading(session: Session, kind: ImportKind) -> Iterator[None]:
+    """Held for the whole of a load that may drop indexes or keys (PostgreSQL).
+
+    A shared advisory lock on a connection of its own: loads of a kind may run side by side, and
+    ``repair`` leaves alone what one of them dropped on purpose. PostgreSQL releases it with the
+    connection, so a load whose process died holds nothing back: the next load repairs at once.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    with session.get_bind().connect() as conn:
+        conn.execute(
+            text("SELECT pg_advisory_lock_shared(:c, :k)"), {"c": _LOCK_CLASS, "k": _LOCK_KEYS[kind]}
+        )
+        conn.commit()  # the lock belongs to the connection; its transaction need not stay open
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(
+                    text("SELECT pg_advisory_unlock_shared(:c, :k)"),
+                    {"c": _LOCK_CLASS, "k": _LOCK_KEYS[kind]},
+                )
+                conn.commit()
+            except DBAPIError:
+                conn.invalidate()  # never back to the pool still holding the lock
+
+
+def repair(session: Session, kind: ImportKind, table: Table, checked: Iterable[Table] = ()) -> list[str]:
     """Rebuild the indexes of ``table`` and restore the foreign keys of ``checked`` that a dead load
-    left dropped, unless another load of ``kind`` is still running; returns their names."""
+    left dropped, unless a load of ``kind`` is running; returns their names."""
     if session.get_bind().dialect.name != "postgresql":
         return []
-    others = select(ImportRun.id).where(
-        ImportRun.kind == kind,
-        ImportRun.status == ImportStatus.RUNNING,
-        ImportRun.started_at > utcnow() - RUNNING_FOR,
-    )
-    if current_run_id is not None:
-        others = others.where(ImportRun.id != current_run_id)
-    if session.execute(others.limit(1)).first() is not None:
-        return []
-    return rebuild(session, table) + foreign_keys.restore(session, checked)
+    with session.get_bind().connect() as conn:
+        keys = {"c": _LOCK_CLASS, "k": _LOCK_KEYS[kind]}
+        alone = conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"), keys).scalar_one()
+        conn.commit()
+        if not alone:
+            return []
+        try:
+            return rebuild(session, table) + foreign_keys.restore(session, checked)
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), keys)
+            conn.commit()
 
 
 def _present(session: Session, table: Table) -> set[str]:

@@ -142,16 +142,19 @@ def _initial_load(session: Session, run: ImportRun, kind: str, expected_rows: in
         yield
         return
     checked = _CHECKED_TABLES[kind]
-    indexes.repair(session, ImportKind(kind), table, run.id, checked)
-    dropped = [] if run.dry_run else indexes.drop_for_load(session, table, expected_rows)
-    keys = foreign_keys.drop(session, checked, indexes.LOCK_TIMEOUT) if dropped else []
-    try:
-        yield
-    finally:
-        if dropped or keys:
-            session.rollback()  # a failed load leaves the session's transaction aborted
-            foreign_keys.restore(session, checked)
-            indexes.rebuild(session, table, dropped)
+    indexes.repair(session, ImportKind(kind), table, checked)
+    with indexes.loading(session, ImportKind(kind)):
+        dropped = [] if run.dry_run else indexes.drop_for_load(session, table, expected_rows)
+        keys = foreign_keys.drop(session, checked, indexes.LOCK_TIMEOUT) if dropped else []
+        try:
+            yield
+        finally:
+            if dropped or keys:
+                session.rollback()  # a failed load leaves the session's transaction aborted
+                try:
+                    foreign_keys.restore(session, checked)
+                finally:
+                    indexes.rebuild(session, table, dropped)
 
 
 def import_rows(
