@@ -84,6 +84,26 @@ def test_signature_over_a_url_with_query_and_default_port():
     )
 
 
+SIGNED_URLS = [
+    URL,
+    "https://huifang.example.com:443/webhooks/twilio/sms",
+    "https://huifang.example.com:8443/webhooks/twilio/sms",
+    "HTTPS://huifang.example.com/webhooks/twilio/sms",  # validate() rebuilds it lower-cased
+    "https://huifang.example.com/webhooks/twilio/sms?",
+    "https://huifang.example.com/webhooks/twilio/sms?x=1#frag",
+    "http://huifang.example.com/webhooks/twilio/sms",
+]
+
+
+@pytest.mark.parametrize("signed_url", SIGNED_URLS)
+@pytest.mark.parametrize("checked_url", SIGNED_URLS)
+def test_the_one_signature_shortcut_agrees_with_the_sdks_validate(signed_url, checked_url):
+    """verify_twilio_signature tries the exact URL alone first; its verdict must be validate()'s."""
+    signature = _signature(url=signed_url)
+    expected = RequestValidator(TOKEN).validate(checked_url, PARAMS, signature)
+    assert verify_twilio_signature(TOKEN, checked_url, PARAMS, signature) is expected
+
+
 class _Receiver:
     """A webhook endpoint on loopback that records what it was sent."""
 
