@@ -14,6 +14,27 @@ from settings import load_settings
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; connects to nothing until the first request or job needs it."""
+    import web
+
+    app = _base_app(config)
+    web.init_app(app)
+    return app
+
+
+def create_machine_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The same app with only the endpoints machines call: provider webhooks and the POS API.
+
+    What the README's production set-up serves on the webhook server (a gevent gunicorn), so a
+    burst of webhooks pays for no page machinery and a slow page never holds up a webhook.
+    """
+    import web
+
+    app = _base_app(config)
+    web.init_machine_app(app)
+    return app
+
+
+def _base_app(config: Mapping[str, Any] | None) -> Flask:
     settings = load_settings(overrides=config)
     app = Flask(
         __name__,
@@ -33,8 +54,4 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["huifang.settings"] = settings
     database.appsession.init_app(app, settings.effective_database_url)
     jobs.connection.init_app(app, settings)
-
-    import web
-
-    web.init_app(app)
     return app

@@ -1,7 +1,8 @@
 """Bench: the signed Twilio inbound-SMS webhook under gunicorn on loopback, against PostgreSQL.
 
-Starts an embedded PostgreSQL and an embedded Redis, loads members with open surveys, serves the app
-with gunicorn (2 gevent workers: the README's deployment for webhooks), posts signed replies from
+Starts an embedded PostgreSQL and an embedded Redis, loads members with open surveys, serves the
+machine app (``create_machine_app``: webhooks and API only) with gunicorn (2 gevent workers: the
+README's deployment for webhooks), posts signed replies from
 several client processes over 16 keep-alive connections in all (Twilio delivers webhooks
 concurrently), and prints requests/s and latency percentiles; then does the same against a bare
 Flask endpoint that inserts one row, on the same server settings, and prints the ratio. Needs
@@ -291,7 +292,7 @@ def main() -> None:
         )
         figures = {}
         for name, spec, path, port in (
-            ("huifang webhook", "app:create_app()", PATH, 18231),
+            ("huifang webhook", "app:create_machine_app()", PATH, 18231),
             ("bare insert", "bench.bare_app:app", "/bare", 18232),
         ):
             proc = _serve(spec, port, env, args.workers, args.threads, args.worker_class)

@@ -186,3 +186,27 @@ def test_duplicate_complaints_make_one_reply_and_one_task(app, client, session, 
     session.rollback()
     assert _count(session) == 1
     assert session.scalar(select(func.count()).select_from(CallTask)) == 1
+
+
+def test_the_machine_app_serves_webhooks_and_the_api_and_nothing_else(app_config, session, factory):
+    """create_machine_app: what the README's webhook server runs."""
+    from app import create_machine_app
+    from database.appsession import engine
+
+    machine = create_machine_app(app_config)
+    try:
+        client = machine.test_client()
+        params = _params(sid="SM" + "m" * 32)
+        response = client.post(SMS, data=params, headers={"X-Twilio-Signature": _sign(SMS, params)})
+        assert response.status_code == 200 and response.mimetype == "application/xml"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "Set-Cookie" not in response.headers
+        assert _count(session) == 1
+        forged = client.post(SMS, data=params, headers={"X-Twilio-Signature": _sign(SMS, params, token="x")})
+        assert forged.status_code == 403
+        unauthorised = client.post("/api/v1/purchases", json={"rows": []})
+        assert unauthorised.status_code == 401 and unauthorised.is_json
+        assert client.get("/login").status_code == 404  # no pages
+        assert client.get("/callbacks/").status_code == 404
+    finally:
+        engine(machine).dispose()

@@ -48,6 +48,24 @@ def init_app(app: Flask) -> None:
     app.context_processor(lambda: {"now_utc": utcnow})
 
 
+def init_machine_app(app: Flask) -> None:
+    """Register only what machines call (provider webhooks, the POS API): no pages, logins, CSRF
+    or languages, whose per-request hooks cost the busiest endpoints without serving them."""
+    from web import api, webhooks
+
+    app.session_interface = _NoSessions()
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(api.bp)
+    app.after_request(_security_headers)
+
+
+class _NoSessions(SecureCookieSessionInterface):
+    """Every caller authenticates per request (a signature or a bearer token)."""
+
+    def open_session(self, app: Flask, request: Request):
+        return self.make_null_session(app)
+
+
 class _SessionInterface(SecureCookieSessionInterface):
     """No cookie session for machine callers (webhooks, the POS API): they authenticate per request,
     and opening a signed session costs a serializer per call on the busiest endpoints."""
