@@ -19,9 +19,11 @@ import logging
 from collections.abc import Iterable
 
 from sqlalchemy import ForeignKeyConstraint, Table, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import AddConstraint
+
+from membership.importing import ddl
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,8 @@ def drop(session: Session, tables: Iterable[Table], lock_timeout: str) -> list[F
     dropped = [fk for fk in foreign_keys(tables) if fk.name in present]
     if not dropped:
         return []
-    try:
-        session.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
-        for fk in dropped:
-            session.execute(text(f'ALTER TABLE "{fk.table.name}" DROP CONSTRAINT IF EXISTS "{fk.name}"'))
-        session.commit()
-    except OperationalError:
-        session.rollback()
+    statements = [f'ALTER TABLE "{fk.table.name}" DROP CONSTRAINT IF EXISTS "{fk.name}"' for fk in dropped]
+    if not ddl.within(session, statements, lock_timeout):
         log.warning("%s busy; importing with the foreign keys in place", ", ".join(t.name for t in tables))
         return []
     log.info("dropped %s for a load", ", ".join(fk.name for fk in dropped))

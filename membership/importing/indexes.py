@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from sqlalchemy import Index, Table, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from membership.importing import foreign_keys
+from membership.importing import ddl, foreign_keys
 from membership.importing.runs import ImportKind
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,7 @@ def drop_for_load(session: Session, table: Table, expected_rows: int) -> list[In
         return []
     present = _present(session, table)
     dropped = [ix for ix in secondary_indexes(table) if ix.name in present]
-    try:
-        session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        for ix in dropped:
-            session.execute(text(f'DROP INDEX IF EXISTS "{ix.name}"'))
-        session.commit()
-    except OperationalError:
-        session.rollback()
+    if not ddl.within(session, [f'DROP INDEX IF EXISTS "{ix.name}"' for ix in dropped], LOCK_TIMEOUT):
         log.warning("%s is busy; importing with its indexes in place", table.name)
         return []
     log.info("dropped %s for a load of about %d rows", ", ".join(ix.name for ix in dropped), expected_rows)
