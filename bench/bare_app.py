@@ -8,7 +8,7 @@ from flask import Flask, request
 from sqlalchemy import create_engine, text
 
 app = Flask(__name__)
-_engine = create_engine(os.environ["BARE_DATABASE_URL"], pool_size=4)
+_engine = create_engine(os.environ["BARE_DATABASE_URL"], pool_size=20)  # as Huifang's default
 _INSERT = text("INSERT INTO bench_bare (provider_id, body) VALUES (:sid, :body) ON CONFLICT DO NOTHING")
 
 

@@ -14,9 +14,9 @@ from database.engine import make_engine, make_sessionmaker
 _KEY = "huifang.db"
 
 
-def init_app(app: Flask, url: str) -> None:
+def init_app(app: Flask, url: str, pool_size: int | None = None) -> None:
     """Create the engine (lazily connecting) and close the request session on teardown."""
-    engine = make_engine(url)
+    engine = make_engine(url, pool_size=pool_size)
     app.extensions[_KEY] = (
         engine,
         make_sessionmaker(engine),
