@@ -289,10 +289,10 @@ def test_encode_writes_the_columns_in_staging_order_and_escapes_copy_text():
     [block] = group
     assert block.read == 3 and not block.errors and not block.held
     assert block.text.splitlines() == [
-        # line, line_id, card_number, sku, store, purchased_at, quantity, amount, raw
-        "2\tL1\tC001\tTT-BALL\t\t2024-04-01 10:30\t2\t9.90\tC001,L1,TT-BALL,2024-04-01 10:30,9.90,2,plain",
-        "3\tL2\tC002\tTT-PADDLE\t\t2024-04-02\t1\t1\tC002,L2,TT-PADDLE,2024-04-02,1,1,tab\\there",
-        "4\tL3\tC003\t\t\t\t\t\tC003,L3",
+        # line, plain, line_id, card_number, sku, store, purchased_at, quantity, amount, raw
+        "2\tt\tL1\tC001\tTT-BALL\t\t2024-04-01 10:30\t2\t9.90\tC001,L1,TT-BALL,2024-04-01 10:30,9.90,2,plain",
+        "3\tt\tL2\tC002\tTT-PADDLE\t\t2024-04-02\t1\t1\tC002,L2,TT-PADDLE,2024-04-02,1,1,tab\\there",
+        "4\tf\tL3\tC003\t\t\t\t\t\tC003,L3",  # no sku: Python reports it
     ]
 
 
