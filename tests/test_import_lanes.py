@@ -18,7 +18,7 @@ import membership.importing.tokens  # noqa: F401 - the metadata must know every 
 from membership.catalog import Product
 from membership.importing import bulk, indexes, lanes, writing
 from membership.importing.reading import Unreadable
-from membership.importing.runs import ImportKind, ImportRun, ImportStatus
+from membership.importing.runs import ImportKind, ImportRowError, ImportRun, ImportStatus
 from membership.importing.service import import_file
 from membership.member import Member
 from membership.purchase import Purchase
@@ -538,6 +538,48 @@ def test_batches_insert_plainly_until_one_meets_a_stored_line(session, two_lanes
     )
 
 
+def test_a_repeated_line_is_found_across_the_blocks_of_a_batch_and_only_there(
+    session, two_lanes, tmp_path, monkeypatch
+):
+    """Batches whose file lines repeat no id skip the stage's repeat check; the others keep it."""
+    monkeypatch.setattr(bulk, "LANES", 1)
+    monkeypatch.setattr(bulk, "PurchaseBulk", SmallBatches)
+    monkeypatch.setattr(bulk, "BLOCK_ROWS", 1)  # a block per row: the repeat is two blocks apart
+    checks = []
+    monkeypatch.setattr(bulk.PurchaseBulk, "_drop_repeats", _spy(bulk.PurchaseBulk._drop_repeats, checks))
+    lines = [
+        purchase_line(1),
+        purchase_line(2),
+        " " + purchase_line(1, amount="7.00"),  # the same id once trimmed: refused, line 2 wins
+        purchase_line(3),
+        purchase_line(4),
+        purchase_line(1, amount="8.00"),  # a later batch: a correction
+        purchase_line(5),
+        purchase_line(6),
+        purchase_line(7),
+    ]
+    run = import_file(session, "purchases", write(tmp_path, "repeats.csv", HEADER + "".join(lines)))
+    assert (run.rows_read, run.inserted, run.updated, run.failed) == (9, 7, 1, 1)
+    error = session.scalar(select(ImportRowError).where(ImportRowError.run_id == run.id))
+    assert (error.line, error.column, error.reason) == (4, "line_id", "repeats line 2")
+    assert session.scalar(select(Purchase.amount).where(Purchase.external_line_id == "L1")) == Decimal("8.00")
+    assert len(checks) == 1  # three batches, one with a repeated id
+
+
+def test_encode_marks_the_blocks_whose_rows_repeat_an_id():
+    rows = [
+        (2, ["C001", "L1", "TT-BALL", "2024-04-01", "9.90", "1", ""]),
+        (3, Unreadable("bad quoting")),
+        (4, ["C001", "L2", "TT-BALL", "2024-04-01", "9.90", "1", ""]),
+        (5, ["C001", " L1", "TT-BALL", "2024-04-01", "9.90", "1", ""]),
+        (6, ["C001", "L3", "TT-BALL", "2024-04-01\x00", "9.90", "1", ""]),  # held, still counted
+    ]
+    [[first]] = list(_encoder().encode(iter(rows[:3]), lanes=1))
+    assert (first.ids, first.repeats) == ({"L1", "L2"}, False)
+    [[block]] = list(_encoder().encode(iter(rows), lanes=1))
+    assert (block.ids, block.repeats, len(block.held)) == ({"L1", "L2", "L3"}, True, 1)
+
+
 def test_a_lane_failing_mid_import_fails_the_run_and_keeps_the_indexes(
     session, two_lanes, tmp_path, monkeypatch
 ):
@@ -564,3 +606,11 @@ def test_a_lane_failing_mid_import_fails_the_run_and_keeps_the_indexes(
     assert present(session) == ALL_INDEXES
     assert not lane_threads()
     assert len(stored(session)) < 40
+
+
+def _spy(method, calls: list):
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return method(*args, **kwargs)
+
+    return spy
