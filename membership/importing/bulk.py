@@ -28,6 +28,10 @@ from membership.importing.validation import _CONTROL, Context, RowError, validat
 from membership.importing.writing import Writer
 
 BATCH_ROWS = 100_000
+# A lane's first batches are smaller (this, then doubling up to BATCH_ROWS): the database starts
+# converting while Python still encodes. With full batches from the start one core sat idle until
+# both lanes' first 100,000 rows were encoded.
+FIRST_BATCH_ROWS = 12_500
 # Connections that stage and merge a large file at once (PostgreSQL runs a statement on one core);
 # a file estimated smaller than LANE_MIN_ROWS is not worth a second connection.
 LANES = 2
@@ -123,6 +127,7 @@ class PurchaseBulk:
         self.session, self.ctx, self.writer = session, ctx, writer
         writer.resolve_in_stage()  # the conversion looks the ids up as it stages
         self.delimiter, self.batch_rows = delimiter, batch_rows
+        self.batches = 0  # staged so far
         self.present = [key for key in COLUMNS if key in positions]
         # Values are read from [""] + row, so index 0 is the "" of a column the file lacks.
         self.indexes = [positions[key] + 1 if key in positions else 0 for key in COLUMNS]
@@ -172,6 +177,8 @@ class PurchaseBulk:
         """Stage about one batch of ``blocks`` (see ``encode``); None when ``blocks`` is exhausted."""
         self._create_tables()
         staged = Staged()
+        limit = min(self.batch_rows, FIRST_BATCH_ROWS << min(self.batches, 16))
+        self.batches += 1
         held: list[tuple[int, list[str]]] = []
         seen: set[str] = set()  # the batch's line ids, while none has repeated
         repeats = False
@@ -186,7 +193,7 @@ class PurchaseBulk:
                     seen |= block.ids
                 if block.text:
                     cp.write(block.text)
-                if staged.read >= self.batch_rows:
+                if staged.read >= limit:
                     break
         if not staged.read:
             return None
