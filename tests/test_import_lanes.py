@@ -566,6 +566,33 @@ def test_a_repeated_line_is_found_across_the_blocks_of_a_batch_and_only_there(
     assert len(checks) == 1  # three batches, one with a repeated id
 
 
+def test_a_lanes_first_batches_ramp_up_to_the_batch_size(session, two_lanes, tmp_path, monkeypatch):
+    """Small first batches let the database start while Python still encodes; then full ones."""
+    monkeypatch.setattr(bulk, "LANES", 1)
+    monkeypatch.setattr(bulk, "FIRST_BATCH_ROWS", 2)
+    monkeypatch.setattr(bulk, "BLOCK_ROWS", 1)
+
+    class EightRows(bulk.PurchaseBulk):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "batch_rows": 8})
+
+    monkeypatch.setattr(bulk, "PurchaseBulk", EightRows)
+    sizes = []
+    stage = EightRows.stage
+
+    def spy_stage(self, blocks):
+        staged = stage(self, blocks)
+        if staged is not None:
+            sizes.append(staged.read)
+        return staged
+
+    monkeypatch.setattr(EightRows, "stage", spy_stage)
+    path = write(tmp_path, "ramp.csv", HEADER + "".join(purchase_line(i) for i in range(1, 31)))
+    run = import_file(session, "purchases", path)
+    assert (run.inserted, run.failed) == (30, 0)
+    assert sizes == [2, 4, 8, 8, 8]
+
+
 def test_encode_marks_the_blocks_whose_rows_repeat_an_id():
     rows = [
         (2, ["C001", "L1", "TT-BALL", "2024-04-01", "9.90", "1", ""]),
