@@ -11,7 +11,7 @@ import collections
 import multiprocessing
 from collections.abc import Iterable, Iterator, Mapping
 
-from membership.importing.reading import Unreadable
+from membership.importing.reading import Unreadable, cells_by_key
 from membership.importing.validation import VALIDATORS, Context
 
 PART_ROWS = 2000  # rows per task: large enough that pickling stays a small share
@@ -20,11 +20,17 @@ _VALIDATOR: tuple | None = None  # (validate, context) inside a worker
 
 
 def validated_in_processes(
-    rows: Iterable[tuple[int, Mapping | Unreadable, object]], kind: str, ctx: Context, workers: int
+    rows: Iterable[tuple[int, Mapping | list[str] | Unreadable, object]],
+    kind: str,
+    ctx: Context,
+    workers: int,
+    positions: list[tuple[int, str]] | None = None,
 ) -> Iterator[tuple]:
     """(line, row, raw, record or errors) for each of ``rows``, in order, validated by ``workers``.
 
-    At most two parts per worker are in flight, so memory stays flat whatever the file size.
+    With ``positions`` ((column index, key) pairs) each row is the file's list of values and the
+    workers build its mapping. At most two parts per worker are in flight, so memory stays flat
+    whatever the file size.
     """
     # forkserver, not fork: the caller is a thread of a process with a database pool, and a fork
     # copies whatever locks other threads hold. Its children import the main module as
@@ -32,7 +38,7 @@ def validated_in_processes(
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     pending: collections.deque = collections.deque()
-    with context.Pool(workers, initializer=_start, initargs=(kind, ctx)) as pool:
+    with context.Pool(workers, initializer=_start, initargs=(kind, ctx, positions)) as pool:
         for part in _parts(rows, PART_ROWS):
             todo = [(line, row) for line, row, _ in part if not isinstance(row, Unreadable)]
             pending.append((part, pool.apply_async(_validate_part, (todo,))))
@@ -59,11 +65,13 @@ def _joined(part: list, validated) -> Iterator[tuple]:
         yield line, row, raw, None if isinstance(row, Unreadable) else next(results)
 
 
-def _start(kind: str, ctx: Context) -> None:
+def _start(kind: str, ctx: Context, positions: list[tuple[int, str]] | None) -> None:
     global _VALIDATOR
-    _VALIDATOR = (VALIDATORS[kind], ctx)
+    _VALIDATOR = (VALIDATORS[kind], ctx, positions)
 
 
-def _validate_part(todo: list[tuple[int, Mapping]]) -> list:
-    validate, ctx = _VALIDATOR
-    return [validate(line, row, ctx) for line, row in todo]
+def _validate_part(todo: list[tuple[int, Mapping | list[str]]]) -> list:
+    validate, ctx, positions = _VALIDATOR
+    if positions is None:
+        return [validate(line, row, ctx) for line, row in todo]
+    return [validate(line, cells_by_key(values, positions), ctx) for line, values in todo]

@@ -195,3 +195,9 @@ def estimate_rows(path: str | Path, sample: int = 1 << 16) -> int:
     if not head:
         return 0
     return round(size * max(head.count(b"\n"), 1) / len(head))
+
+
+def cells_by_key(values: list[str], positions: list[tuple[int, str]]) -> dict[str, str]:
+    """A row's cells under the keys its header mapped (``positions``: (column index, key) pairs)."""
+    size = len(values)
+    return {key: values[i] for i, key in positions if i < size}

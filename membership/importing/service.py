@@ -24,7 +24,7 @@ from membership.importing.formats import FORMATS, HeaderError, match_header
 from membership.importing.lanes import run_lanes
 from membership.importing.pipeline import read_ahead
 from membership.importing.processes import validated_in_processes
-from membership.importing.reading import EncodingError, Unreadable, estimate_rows, open_csv
+from membership.importing.reading import EncodingError, Unreadable, cells_by_key, estimate_rows, open_csv
 from membership.importing.runs import ImportKind, ImportRowError, ImportRun
 from membership.importing.validation import VALIDATORS, Context, RowError, StoreInfo
 from membership.importing.writing import WRITERS, ChunkResult, Target
@@ -119,18 +119,19 @@ def import_file(
             with _initial_load(session, run, kind, expected):
                 return batch.process_bulk(encoder.encode(source.rows(), lanes), loader, lanes)
 
+        workers = VALIDATORS_AT_ONCE if kind == "members" and expected >= POOL_MIN_ROWS else 0
+
         def rows():
             for line, values in source.rows():
                 if isinstance(values, Unreadable):
                     yield line, values, None
-                    continue
-                size = len(values)
-                row = {key: values[i] for i, key in positions if i < size}
-                yield line, row, values if size else None
+                elif workers > 1:  # the workers build the mapping: less to pickle, less for this core
+                    yield line, values, values or None
+                else:
+                    yield line, cells_by_key(values, positions), values or None
 
         with _initial_load(session, run, kind, expected):
-            workers = VALIDATORS_AT_ONCE if kind == "members" and expected >= POOL_MIN_ROWS else 0
-            return batch.process(rows(), workers=workers)
+            return batch.process(rows(), workers=workers, positions=positions)
 
 
 @contextmanager
@@ -245,11 +246,16 @@ class _Batch:
         rows: Iterable[tuple[int, Mapping | Unreadable, object]],
         finish: bool = True,
         workers: int = 0,
+        positions: list[tuple[int, str]] | None = None,
     ) -> ImportRun:
-        """Validate and write ``rows`` chunk by chunk; with ``workers`` > 1 they validate in processes."""
+        """Validate and write ``rows`` chunk by chunk; with ``workers`` > 1 they validate in processes.
+
+        With workers, each row is the file's list of values and ``positions`` maps them to keys.
+        """
         try:
             # One chunk validated ahead while the last one merges; closed (thread stopped) on failure.
-            with closing(read_ahead(self._chunks(self._validated(rows, workers)), depth=1)) as chunks:
+            validated = self._validated(rows, workers, positions)
+            with closing(read_ahead(self._chunks(validated), depth=1)) as chunks:
                 for read, records, raws, errors in chunks:
                     self.run.rows_read += read
                     self._flush(records, raws, errors)
@@ -289,7 +295,10 @@ class _Batch:
         yield read, records, raws, errors
 
     def _validated(
-        self, rows: Iterable[tuple[int, Mapping | Unreadable, object]], workers: int
+        self,
+        rows: Iterable[tuple[int, Mapping | list[str] | Unreadable, object]],
+        workers: int,
+        positions: list[tuple[int, str]] | None = None,
     ) -> Iterator[tuple]:
         """(line, row, raw, record or errors) for each row, validated here or by ``workers`` processes."""
         validate, ctx = self.validate, self.ctx
@@ -297,7 +306,7 @@ class _Batch:
             for line, row, raw in rows:
                 yield line, row, raw, None if isinstance(row, Unreadable) else validate(line, row, ctx)
             return
-        yield from validated_in_processes(rows, self.kind, ctx, workers)
+        yield from validated_in_processes(rows, self.kind, ctx, workers, positions)
 
     def process_bulk(
         self,
