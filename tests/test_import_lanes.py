@@ -570,7 +570,6 @@ def test_a_lanes_first_batches_ramp_up_to_the_batch_size(session, two_lanes, tmp
     """Small first batches let the database start while Python still encodes; then full ones."""
     monkeypatch.setattr(bulk, "LANES", 1)
     monkeypatch.setattr(bulk, "FIRST_BATCH_ROWS", 2)
-    monkeypatch.setattr(bulk, "BATCH_ROWS", 8)  # a 30-line file is then one of several full batches
     monkeypatch.setattr(bulk, "BLOCK_ROWS", 1)
 
     class EightRows(bulk.PurchaseBulk):
@@ -592,12 +591,6 @@ def test_a_lanes_first_batches_ramp_up_to_the_batch_size(session, two_lanes, tmp
     run = import_file(session, "purchases", path)
     assert (run.inserted, run.failed) == (30, 0)
     assert sizes == [2, 4, 8, 8, 8]
-
-    monkeypatch.setattr(bulk, "BATCH_ROWS", 100)  # a file within two batches: no ramp
-    sizes.clear()
-    path = write(tmp_path, "small.csv", HEADER + "".join(purchase_line(i) for i in range(31, 61)))
-    assert import_file(session, "purchases", path).inserted == 30
-    assert sizes == [8, 8, 8, 6]
 
 
 def test_encode_marks_the_blocks_whose_rows_repeat_an_id():

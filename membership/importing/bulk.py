@@ -28,10 +28,9 @@ from membership.importing.validation import _CONTROL, Context, RowError, validat
 from membership.importing.writing import Writer
 
 BATCH_ROWS = 100_000
-# For a file of several full batches per lane, a lane's first batches are smaller (this, then
-# doubling up to BATCH_ROWS): the database starts converting while Python still encodes. With full
-# batches from the start one core sat idle until both lanes' first 100,000 rows were encoded. A
-# smaller file gains nothing from it and pays for the extra batches (60,000 lines: 47k vs 63k rows/s).
+# A lane's first batches are smaller (this, then doubling up to BATCH_ROWS): the database starts
+# converting while Python still encodes. With full batches from the start one core sat idle until
+# both lanes' first 100,000 rows were encoded.
 FIRST_BATCH_ROWS = 12_500
 # Connections that stage and merge a large file at once (PostgreSQL runs a statement on one core);
 # a file estimated smaller than LANE_MIN_ROWS is not worth a second connection.
@@ -124,12 +123,10 @@ class PurchaseBulk:
         positions: Mapping[str, int],
         delimiter: str,
         batch_rows: int = BATCH_ROWS,
-        ramp: bool = False,
     ) -> None:
         self.session, self.ctx, self.writer = session, ctx, writer
         writer.resolve_in_stage()  # the conversion looks the ids up as it stages
         self.delimiter, self.batch_rows = delimiter, batch_rows
-        self.ramp = ramp  # first batches from FIRST_BATCH_ROWS up (a file of many batches)
         self.batches = 0  # staged so far
         self.present = [key for key in COLUMNS if key in positions]
         # Values are read from [""] + row, so index 0 is the "" of a column the file lacks.
@@ -180,9 +177,7 @@ class PurchaseBulk:
         """Stage about one batch of ``blocks`` (see ``encode``); None when ``blocks`` is exhausted."""
         self._create_tables()
         staged = Staged()
-        limit = (
-            min(self.batch_rows, FIRST_BATCH_ROWS << min(self.batches, 16)) if self.ramp else self.batch_rows
-        )
+        limit = min(self.batch_rows, FIRST_BATCH_ROWS << min(self.batches, 16))
         self.batches += 1
         held: list[tuple[int, list[str]]] = []
         seen: set[int] = set()  # the batch's line id hashes, while none has repeated

@@ -113,8 +113,7 @@ def import_file(
 
             def loader(lane_session: Session) -> bulk.PurchaseBulk:
                 writer = WRITERS[kind](lane_session, batch.writer.target)
-                ramp = expected > 2 * bulk.BATCH_ROWS * lanes  # several full batches a lane
-                return bulk.PurchaseBulk(lane_session, batch.ctx, writer, columns, delimiter, ramp=ramp)
+                return bulk.PurchaseBulk(lane_session, batch.ctx, writer, columns, delimiter)
 
             encoder = loader(session)
             with _initial_load(session, run, kind, expected):
