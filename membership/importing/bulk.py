@@ -1,13 +1,14 @@
-"""PostgreSQL fast path for purchase files: COPY the raw text in, check the plain rows in SQL.
+"""PostgreSQL fast path for purchase files: COPY the raw text in, convert the plain rows in SQL.
 
 Per-row Python validation costs far more than the database's work, so here Python only maps the
 header's columns, numbers the lines and marks each row whose every field has a plain, unambiguous
 form (printable ASCII ids, a Y-M-D or Y/M/D date, plain quantities and amounts): one regular
-expression over the row, a third of what the same checks cost in SQL. Each batch is COPYed as text
+expression over the row, a quarter of what the same checks cost in SQL. Each batch is COPYed as text
 into a temporary table and one ``INSERT … SELECT`` converts the marked rows that also name a known
-store and a date that exists, not near a clock change, into the writer's typed staging table. Every other row — anything wrong, odd or merely unusual — is read
-back and goes through the ordinary Python validator, so what is accepted, and every error message,
-is exactly what the Python path gives. The writer then merges the staging table as usual.
+store and a date that exists, not near a clock change, into the writer's typed staging table. Every
+other row — anything wrong, odd or merely unusual — is read back and goes through the ordinary
+Python validator, so what is accepted, and every error message, is exactly what the Python path
+gives. The writer then merges the staging table as usual.
 """
 
 from __future__ import annotations
