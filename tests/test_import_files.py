@@ -15,6 +15,7 @@ from membership.importing.runs import ImportRowError, ImportRun, ImportStatus, d
 from membership.importing.service import import_file
 from membership.member import Channel, ConsentEvent, Member
 from membership.purchase import Purchase
+from tests.spies import recording
 
 MEMBERS = """card_number,name,phone,email,sms_consent,email_consent,interests,joined_at,store
 C001,Li Lei,13800138000,li@example.com,yes,no,table-tennis;running,2024-03-05,{store}
@@ -364,17 +365,9 @@ def test_postgresql_bulk_path_agrees_with_the_python_path(
         patch.setattr(bulk, "usable", lambda *args: False)
         python = import_file(session, "purchases", path, store_code="NY01")
     used = []
-    monkeypatch.setattr(bulk.PurchaseBulk, "stage", _spy(bulk.PurchaseBulk.stage, used))
+    monkeypatch.setattr(bulk.PurchaseBulk, "stage", recording(bulk.PurchaseBulk.stage, used))
     sql = import_file(session, "purchases", path, store_code="NY01")
     assert used, "the SQL path was not taken"
     assert python.inserted > 50 and python.failed > 50  # the file exercises both outcomes
     assert (sql.inserted, sql.updated, sql.unchanged, sql.failed) == (0, 0, python.imported, python.failed)
     assert errors(sql) == errors(python)
-
-
-def _spy(method, calls: list):
-    def spy(*args, **kwargs):
-        calls.append(args)
-        return method(*args, **kwargs)
-
-    return spy

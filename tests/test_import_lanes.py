@@ -22,6 +22,7 @@ from membership.importing.runs import ImportKind, ImportRowError, ImportRun, Imp
 from membership.importing.service import import_file
 from membership.member import Member
 from membership.purchase import Purchase
+from tests.spies import recording
 
 PURCHASES = Purchase.__table__
 SECONDARY = ["ix_purchases_member_product", "ix_purchases_product_time", "ix_purchases_time"]
@@ -546,7 +547,9 @@ def test_a_repeated_line_is_found_across_the_blocks_of_a_batch_and_only_there(
     monkeypatch.setattr(bulk, "PurchaseBulk", SmallBatches)
     monkeypatch.setattr(bulk, "BLOCK_ROWS", 1)  # a block per row: the repeat is two blocks apart
     checks = []
-    monkeypatch.setattr(bulk.PurchaseBulk, "_drop_repeats", _spy(bulk.PurchaseBulk._drop_repeats, checks))
+    monkeypatch.setattr(
+        bulk.PurchaseBulk, "_drop_repeats", recording(bulk.PurchaseBulk._drop_repeats, checks)
+    )
     lines = [
         purchase_line(1),
         purchase_line(2),
@@ -633,11 +636,3 @@ def test_a_lane_failing_mid_import_fails_the_run_and_keeps_the_indexes(
     assert present(session) == ALL_INDEXES
     assert not lane_threads()
     assert len(stored(session)) < 40
-
-
-def _spy(method, calls: list):
-    def spy(*args, **kwargs):
-        calls.append(args)
-        return method(*args, **kwargs)
-
-    return spy

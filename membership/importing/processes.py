@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 
 from membership.importing.reading import Unreadable, cells_by_key
 from membership.importing.validation import VALIDATORS, Context
@@ -20,17 +20,17 @@ _VALIDATOR: tuple | None = None  # (validate, context) inside a worker
 
 
 def validated_in_processes(
-    rows: Iterable[tuple[int, Mapping | list[str] | Unreadable, object]],
+    rows: Iterable[tuple[int, list[str] | Unreadable, object]],
     kind: str,
     ctx: Context,
     workers: int,
-    positions: list[tuple[int, str]] | None = None,
+    positions: list[tuple[int, str]],
 ) -> Iterator[tuple]:
     """(line, row, raw, record or errors) for each of ``rows``, in order, validated by ``workers``.
 
-    With ``positions`` ((column index, key) pairs) each row is the file's list of values and the
-    workers build its mapping. At most two parts per worker are in flight, so memory stays flat
-    whatever the file size.
+    Each row is the file's list of values; the workers map it to keys with ``positions`` ((column
+    index, key) pairs), so there is less to pickle and less work for this process. At most two
+    parts per worker are in flight, so memory stays flat whatever the file size.
     """
     # forkserver, not fork: the caller is a thread of a process with a database pool, and a fork
     # copies whatever locks other threads hold. Its children import the main module as
@@ -65,13 +65,11 @@ def _joined(part: list, validated) -> Iterator[tuple]:
         yield line, row, raw, None if isinstance(row, Unreadable) else next(results)
 
 
-def _start(kind: str, ctx: Context, positions: list[tuple[int, str]] | None) -> None:
+def _start(kind: str, ctx: Context, positions: list[tuple[int, str]]) -> None:
     global _VALIDATOR
     _VALIDATOR = (VALIDATORS[kind], ctx, positions)
 
 
-def _validate_part(todo: list[tuple[int, Mapping | list[str]]]) -> list:
+def _validate_part(todo: list[tuple[int, list[str]]]) -> list:
     validate, ctx, positions = _VALIDATOR
-    if positions is None:
-        return [validate(line, row, ctx) for line, row in todo]
     return [validate(line, cells_by_key(values, positions), ctx) for line, values in todo]

@@ -306,6 +306,8 @@ class _Batch:
             for line, row, raw in rows:
                 yield line, row, raw, None if isinstance(row, Unreadable) else validate(line, row, ctx)
             return
+        if positions is None:
+            raise ValueError("validation in processes needs the header's positions")
         yield from validated_in_processes(rows, self.kind, ctx, workers, positions)
 
     def process_bulk(
