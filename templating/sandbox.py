@@ -30,6 +30,7 @@ from templating.limits import (
     MAX_RENDER_SECONDS,
     MAX_SEQUENCE,
     MAX_TEMPLATE_CHARS,
+    TOO_SLOW,
     Budget,
     RenderLimitError,
     bounded_concat,
@@ -236,11 +237,13 @@ def bounded_render(env: MarketerSandbox, render: Callable[[], Iterator[str]]) ->
 
 
 class _alarm:
-    """A hard SIGALRM backstop for a single long builtin operation (main thread only).
+    """A hard CPU-time backstop for a single long builtin operation (main thread only).
 
     The cooperative checks catch loops, calls and output; a single slow builtin call does not call
-    back, so in the main thread (the RQ work horse) a timer interrupts it. Any alarm already armed
-    (RQ's own job timeout) is re-armed afterwards with the time it had left.
+    back, so in the main thread (the RQ work horse) a profiling timer interrupts it. The timer counts
+    the process's CPU time, like the budget, so a stalled machine cannot fire it, and it uses SIGPROF,
+    leaving SIGALRM to RQ's job timeout. Any profiling timer already armed is re-armed afterwards
+    with the time it had left.
     """
 
     def __init__(self, seconds: float):
@@ -250,19 +253,19 @@ class _alarm:
     def __enter__(self) -> None:
         if not self.active:
             return
-        self.started = time.monotonic()
-        self.previous_handler = signal.signal(signal.SIGALRM, self._expired)
-        self.previous_delay, _ = signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        self.started = time.process_time()
+        self.previous_handler = signal.signal(signal.SIGPROF, self._expired)
+        self.previous_delay, _ = signal.setitimer(signal.ITIMER_PROF, self.seconds)
 
     def __exit__(self, *exc: object) -> None:
         if not self.active:
             return
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, self.previous_handler or signal.SIG_DFL)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, self.previous_handler or signal.SIG_DFL)
         if self.previous_delay:
-            left = self.previous_delay - (time.monotonic() - self.started)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
+            left = self.previous_delay - (time.process_time() - self.started)
+            signal.setitimer(signal.ITIMER_PROF, max(left, 0.001))
 
     @staticmethod
     def _expired(signum: int, frame: object) -> None:
-        raise RenderLimitError(f"template took longer than {MAX_RENDER_SECONDS:g} s to render")
+        raise RenderLimitError(TOO_SLOW)
