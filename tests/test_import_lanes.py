@@ -502,6 +502,32 @@ def test_two_lanes_with_indexes_dropped_store_the_file_exactly(session, two_lane
     assert not lane_threads()
 
 
+def test_lane_batches_commit_without_waiting_for_the_disk_and_the_run_count_waits(
+    session, two_lanes, tmp_path, monkeypatch
+):
+    # A lane's commit does not wait for its WAL to be flushed; the run's progress commit that counts
+    # the batch waits, and flushes the batch with it. Were the count asynchronous too, a crash could
+    # lose rows the run says it stored.
+    from membership.importing import service
+
+    settings = {"lane": set(), "run": set()}
+    merge, count = writing.PurchaseWriter.merge, service._Batch._count
+
+    def spy_merge(self, staged):
+        settings["lane"].add(self.session.execute(text("SHOW synchronous_commit")).scalar_one())
+        return merge(self, staged)
+
+    def spy_count(self, tally):
+        settings["run"].add(self.session.execute(text("SHOW synchronous_commit")).scalar_one())
+        return count(self, tally)
+
+    monkeypatch.setattr(writing.PurchaseWriter, "merge", spy_merge)
+    monkeypatch.setattr(service._Batch, "_count", spy_count)
+    path = write(tmp_path, "purchases.csv", HEADER + "".join(purchase_line(i) for i in range(1, 11)))
+    assert import_file(session, "purchases", path, store_code="BJ01").inserted == 10
+    assert settings == {"lane": {"off"}, "run": {"on"}}
+
+
 def test_batches_insert_plainly_until_one_meets_a_stored_line(session, two_lanes, tmp_path, monkeypatch):
     first = [purchase_line(i) for i in range(1, 11)]
     run = import_file(session, "purchases", write(tmp_path, "day1.csv", HEADER + "".join(first)))

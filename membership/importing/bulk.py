@@ -216,6 +216,11 @@ class PurchaseBulk:
         columns = ", ".join(f"{c} text" for c in COLUMNS)
         # A batch's hashes and sorts fit in memory with this; the default 4 MB spilled them to disk.
         self._sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
+        # A batch's commit need not wait for its WAL to reach the disk (measured: 93.7k against 90.5k
+        # rows/s, median of 6 alternating rounds): the run's progress commit that counts the batch
+        # comes after it and is synchronous, and flushing the WAL to that point makes the batch
+        # durable too. So a batch the run counts is never lost; a crash loses only uncounted ones.
+        self._sql("SET LOCAL synchronous_commit = off")
         # ON COMMIT DROP: a batch is one transaction, so nothing outlives it.
         self._sql(
             f"CREATE TEMP TABLE {_RAW} (line integer, plain boolean, {columns}, raw text) ON COMMIT DROP"
