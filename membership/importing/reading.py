@@ -126,23 +126,30 @@ class CsvSource:
         self.header = [cell.strip() for cell in header]
 
     def _next_line(self) -> str | None:
+        """The next line, read and decoded on its own: the header (the rest come in ``_blocks``)."""
         raw = self._stream.readline(MAX_LINE_BYTES + 1)
         if not raw:
             return None
         self._lines_read += 1
-        number = self._lines_read
         if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            self._bad_lines[number] = f"line longer than {MAX_LINE_BYTES} bytes"
             while raw and not raw.endswith(b"\n"):  # skip the rest without holding it in memory
                 raw = self._stream.readline(MAX_LINE_BYTES + 1)
-            return "\n"
+            return self._too_long(self._lines_read)
+        return self._line_text(self._lines_read, raw)
+
+    def _line_text(self, number: int, raw: bytes) -> str:
+        """One line's text; one not in the encoding is noted as bad and read with replacements."""
         try:
             return raw.decode(self.encoding)
         except UnicodeDecodeError as exc:
-            self._bad_lines[number] = (
-                f"bytes not valid {self._encoding_name} at byte {exc.start + 1} of the line"
-            )
+            name = "utf-8" if self.encoding == "utf-8-sig" else self.encoding
+            self._bad_lines[number] = f"bytes not valid {name} at byte {exc.start + 1} of the line"
             return raw.decode(self.encoding, "replace")
+
+    def _too_long(self, number: int) -> str:
+        """Line ``number`` noted as too long; it reads as a blank line."""
+        self._bad_lines[number] = f"line longer than {MAX_LINE_BYTES} bytes"
+        return "\n"
 
     def _blocks(self) -> Iterator[list[str]]:
         """The lines after the header, decoded a block at a time."""
@@ -159,7 +166,8 @@ class CsvSource:
             if cut:
                 yield self._decoded(data[:cut].split(b"\n")[:-1], ended=True)
             if len(pending) > MAX_LINE_BYTES:
-                yield [self._too_long()]
+                self._lines_read += 1
+                yield [self._too_long(self._lines_read)]
                 pending, skipping = b"", True
         if pending:  # the last line, with no line end
             yield self._decoded([pending], ended=False)
@@ -179,29 +187,13 @@ class CsvSource:
                 if self.encoding == "utf-8-sig" and "\n\ufeff" in text:
                     text = text.replace("\n\ufeff", "\n")  # as decoding each line alone drops a BOM
                 return [line + end for line in text.split("\n")]
-        lines = []
-        for number, part in enumerate(parts, start + 1):
-            if len(part) > MAX_LINE_BYTES:
-                self._bad_lines[number] = f"line longer than {MAX_LINE_BYTES} bytes"
-                lines.append("\n")
-                continue
-            try:
-                lines.append(part.decode(self.encoding) + end)
-            except UnicodeDecodeError as exc:
-                self._bad_lines[number] = (
-                    f"bytes not valid {self._encoding_name} at byte {exc.start + 1} of the line"
-                )
-                lines.append(part.decode(self.encoding, "replace") + end)
-        return lines
-
-    def _too_long(self) -> str:
-        self._lines_read += 1
-        self._bad_lines[self._lines_read] = f"line longer than {MAX_LINE_BYTES} bytes"
-        return "\n"
-
-    @property
-    def _encoding_name(self) -> str:
-        return "utf-8" if self.encoding == "utf-8-sig" else self.encoding
+        end_bytes = b"\n" if ended else b""
+        return [
+            self._too_long(number)
+            if len(part) > MAX_LINE_BYTES
+            else self._line_text(number, part + end_bytes)
+            for number, part in enumerate(parts, start + 1)
+        ]
 
     def rows(self) -> Iterator[tuple[int, list[str] | Unreadable]]:
         """Each data row with the file line it starts on; blank lines are skipped."""
