@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, select, text
@@ -114,6 +115,57 @@ def _store_and_sender():
         "LEFT JOIN LATERAL (SELECT id, sms_consent, locale FROM members WHERE phone = :from_address "
         "ORDER BY updated_at DESC, id DESC LIMIT 1) AS sender ON true"
     ).bindparams(*(bindparam(c, type_=InboundMessage.__table__.c[c].type) for c in _INBOUND_COLUMNS))
+
+
+def store_sms_replies(
+    conn: Connection, replies: Sequence[dict]
+) -> list[tuple[int, bool, tuple[int, bool, str] | None]]:
+    """``store_sms_reply`` for several replies at once (keyword dicts), one statement on PostgreSQL.
+
+    What the webhook's group commit writes: the replies that arrived while the last write was in
+    flight. A reply whose provider id repeats in the batch is stored once; the later copy reads as
+    a duplicate, as it would have if the two had come one after the other.
+    """
+    if conn.dialect.name != "postgresql" or len(replies) == 1:
+        return [store_sms_reply(conn, **r) for r in replies]
+    params: dict = {}
+    for n, r in enumerate(replies):
+        one = _inbound_params(
+            "sms", r["provider_id"], r["from_address"], r.get("to_address"), r["body"], r["raw"], r.get("now")
+        )
+        params.update({f"{key}_{n}": value for key, value in one.items()})
+    ids: dict[str, int] = {}
+    out = []
+    for n, inserted, member_id, consented, locale in conn.execute(
+        _store_many_and_senders(len(replies)), params
+    ):
+        provider_id = params[f"provider_id_{n}"]
+        created = inserted is not None and provider_id not in ids
+        if inserted is not None:
+            ids[provider_id] = inserted
+        inbound_id = ids.get(provider_id) or _stored(conn, None, {"provider_id": provider_id})[0]
+        out.append((inbound_id, created, (member_id, consented, locale) if member_id is not None else None))
+    return out
+
+
+@functools.cache
+def _store_many_and_senders(size: int):
+    table = InboundMessage.__table__
+    rows = ", ".join(f"({', '.join(f':{c}_{n}' for c in _INBOUND_COLUMNS)})" for n in range(size))
+    inputs = ", ".join(
+        f"({n}, CAST(:provider_id_{n} AS text), CAST(:from_address_{n} AS text))" for n in range(size)
+    )
+    return text(
+        f"WITH stored AS (INSERT INTO inbound_messages ({', '.join(_INBOUND_COLUMNS)}) VALUES {rows} "
+        "ON CONFLICT (provider_id) DO NOTHING RETURNING id, provider_id), "
+        f"input (n, provider_id, from_address) AS (VALUES {inputs}) "
+        "SELECT input.n, stored.id, sender.id, sender.sms_consent, sender.locale FROM input "
+        "LEFT JOIN stored ON stored.provider_id = input.provider_id "
+        "LEFT JOIN LATERAL (SELECT id, sms_consent, locale FROM members WHERE phone = input.from_address "
+        "ORDER BY updated_at DESC, id DESC LIMIT 1) AS sender ON true ORDER BY input.n"
+    ).bindparams(
+        *(bindparam(f"{c}_{n}", type_=table.c[c].type) for n in range(size) for c in _INBOUND_COLUMNS)
+    )
 
 
 _INBOUND_ID = select(InboundMessage.id).where(InboundMessage.provider_id == bindparam("provider_id"))

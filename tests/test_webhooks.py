@@ -3,6 +3,7 @@ malformed; the database down gives a 5xx; an unclear reply gets one clarificatio
 
 import datetime as dt
 import logging
+import time
 
 import pytest
 from rq import SimpleWorker
@@ -210,3 +211,45 @@ def test_the_machine_app_serves_webhooks_and_the_api_and_nothing_else(app_config
         assert client.get("/callbacks/").status_code == 404
     finally:
         engine(machine).dispose()
+
+
+def test_concurrent_replies_share_writes_and_duplicates_among_them_count_once(app, session, factory):
+    """Replies posted at once are written together (database.group_commit); a MessageSid repeated
+    inside one write is still one reply and one task."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from web.webhooks import _SMS_WRITER
+
+    members = [factory.member() for _ in range(4)]
+    for member in members:
+        _survey(session, factory, member)
+    writer = app.extensions[_SMS_WRITER]
+    real_write, sizes = writer._write, []
+
+    def write(replies):
+        if not sizes:  # hold the first write until the other requests have queued behind it
+            deadline = time.monotonic() + 10
+            while len(writer._queue) < 11 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        sizes.append(len(replies))
+        return real_write(replies)
+
+    writer._write = write
+    posts = [_params(sender=m.phone, body="2 坏了", sid=f"SM{n:032d}") for n, m in enumerate(members)] * 3
+
+    def post(params):
+        response = app.test_client().post(
+            SMS, data=params, headers={"X-Twilio-Signature": _sign(SMS, params)}
+        )
+        return response.status_code, response.get_data(as_text=True)
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(post, posts))
+    assert all(status == 200 and "<Message>" in body for status, body in answers)
+    assert sizes[0] == 1 and max(sizes) > 1 and sum(sizes) == 12
+    SimpleWorker([queue(n) for n in QUEUES], connection=redis(app), serializer=JSONSerializer).work(
+        burst=True
+    )
+    session.rollback()
+    assert _count(session) == 4
+    assert session.scalar(select(func.count()).select_from(CallTask)) == 4

@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from campaigns.acknowledgements import acknowledgement
 from campaigns.delivery import apply_provider_status
-from campaigns.replies import needs_clarification, store_email, store_sms_reply
+from campaigns.replies import needs_clarification, store_email, store_sms_replies
 from channels.email_inbound import parse_inbound_email
 from channels.reply_parser import ReplyIntent, parse_reply
 from channels.twilio_inbound import (
@@ -21,9 +21,22 @@ from channels.twilio_inbound import (
 )
 from database.appsession import autocommit_engine, db_session
 from database.base import utcnow
+from database.group_commit import GroupWriter
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
+_SMS_WRITER = "huifang.sms_replies_writer"
+
+
+@bp.record_once
+def _sms_writer(state) -> None:
+    app = state.app
+
+    def write(replies):
+        with autocommit_engine(app).connect() as conn:
+            return store_sms_replies(conn, replies)
+
+    app.extensions[_SMS_WRITER] = GroupWriter(write)
 
 
 @bp.errorhandler(SQLAlchemyError)
@@ -62,16 +75,17 @@ def twilio_sms():
         log.warning("malformed Twilio SMS webhook: %s", exc)
         return jsonify(error=str(exc)), 400
     # Stored and the sender looked up in one statement on PostgreSQL, durable before the answer: a
-    # database error here is a 5xx and Twilio retries. (SQLite runs the lookup as a second statement.)
-    with autocommit_engine().connect() as conn:
-        inbound_id, created, sender = store_sms_reply(
-            conn,
-            provider_id=sms.provider_id,
-            from_address=sms.from_number,
-            to_address=sms.to_number,
-            body=sms.body,
-            raw=sms.raw,
-        )
+    # database error here is a 5xx and Twilio retries. Replies that arrive while another is being
+    # written share the next statement (see database.group_commit).
+    inbound_id, created, sender = current_app.extensions[_SMS_WRITER].submit(
+        {
+            "provider_id": sms.provider_id,
+            "from_address": sms.from_number,
+            "to_address": sms.to_number,
+            "body": sms.body,
+            "raw": sms.raw,
+        }
+    )
     if created:
         _enqueue_reply(inbound_id)
     member_id, consented, locale = sender or (None, True, None)
