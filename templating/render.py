@@ -15,7 +15,7 @@ from jinja2 import Template, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 
-from templating.locales import opt_out_footer
+from templating.locales import load_locale, opt_out_footer
 from templating.sandbox import MAX_TEMPLATE_CHARS, MarketerSandbox, RenderLimitError, bounded_render
 
 # What a template may refer to: top-level names and, for fixed-shape ones, their attributes.
@@ -105,6 +105,7 @@ def render_part(source: str, context: dict[str, Any], *, html: bool = False, par
         for name, lineno in names.items():
             if name not in context and name not in CONTEXT_SCHEMA:
                 raise TemplateError(f"unknown variable {name!r}", lineno=lineno, part=part)
+        load_locale(context.get("locale"))  # outside the budget: reading CLDR data is not the template's cost
         return bounded_render(_environment(html), lambda: template.generate(context))
     except TemplateSyntaxError as exc:
         raise TemplateError(exc.message or str(exc), lineno=exc.lineno, part=part) from None

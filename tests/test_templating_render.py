@@ -333,3 +333,34 @@ def test_smtp_message_carries_exactly_the_rendered_parts():
     assert parsed["Subject"] == rendered.subject
     assert parsed.get_body(("plain",)).get_content().rstrip("\n") == rendered.text
     assert parsed.get_body(("html",)).get_content().rstrip("\n") == rendered.html
+
+
+def test_a_new_locales_data_is_read_before_the_render_budget_starts(monkeypatch):
+    """Reading CLDR data is not the template's cost: a German number once failed CI by the budget."""
+    import babel.localedata
+
+    from templating.limits import BUDGET
+    from templating.locales import load_locale
+
+    real_load, reads = babel.localedata.load, []
+
+    def load(name, merge_inherited=True):
+        if name not in babel.localedata._cache:  # a read of the files, not a cache hit
+            reads.append((name, BUDGET.get() is not None))
+        return real_load(name, merge_inherited)
+
+    monkeypatch.setattr(babel.localedata, "load", load)
+    monkeypatch.setattr(babel.localedata, "_cache", {})  # as in a fresh worker
+    load_locale.cache_clear()
+    try:
+        rendered = render_message(
+            "sms",
+            {"body": "{{ 1234567.891|number }} {{ purchase.date|date }} {{ 12|currency }}"},
+            CONTEXT,
+            locale="fr-CA",
+            opt_out_footer=False,
+        )
+    finally:
+        load_locale.cache_clear()  # what it loaded went to the stand-in cache
+    assert rendered.text == "1\xa0234\xa0567,891 5 mars 2024 12,00\xa0$\xa0US"
+    assert ("fr_CA", False) in reads and not [name for name, in_budget in reads if in_budget]
