@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -128,18 +129,20 @@ def store_sms_replies(
     """
     if conn.dialect.name != "postgresql" or len(replies) == 1:
         return [store_sms_reply(conn, **r) for r in replies]
-    params: dict = {}
-    for n, r in enumerate(replies):
-        one = _inbound_params(
+    rows = [
+        _inbound_params(
             "sms", r["provider_id"], r["from_address"], r.get("to_address"), r["body"], r["raw"], r.get("now")
         )
-        params.update({f"{key}_{n}": value for key, value in one.items()})
+        for r in replies
+    ]
+    # One array per column: the statement's text is the same for every batch size, so it is
+    # prepared once per connection rather than parsed and planned per write.
+    arrays = {c: [row[c] for row in rows] for c in _INBOUND_COLUMNS}
+    arrays["raw"] = [json.dumps(raw) for raw in arrays["raw"]]
     ids: dict[str, int] = {}
     out = []
-    for n, inserted, member_id, consented, locale in conn.execute(
-        _store_many_and_senders(len(replies)), params
-    ):
-        provider_id = params[f"provider_id_{n}"]
+    for n, inserted, member_id, consented, locale in conn.execute(_store_many_and_senders(), arrays):
+        provider_id = arrays["provider_id"][n - 1]
         created = inserted is not None and provider_id not in ids
         if inserted is not None:
             ids[provider_id] = inserted
@@ -149,22 +152,19 @@ def store_sms_replies(
 
 
 @functools.cache
-def _store_many_and_senders(size: int):
-    table = InboundMessage.__table__
-    rows = ", ".join(f"({', '.join(f':{c}_{n}' for c in _INBOUND_COLUMNS)})" for n in range(size))
-    inputs = ", ".join(
-        f"({n}, CAST(:provider_id_{n} AS text), CAST(:from_address_{n} AS text))" for n in range(size)
-    )
+def _store_many_and_senders():
     return text(
-        f"WITH stored AS (INSERT INTO inbound_messages ({', '.join(_INBOUND_COLUMNS)}) VALUES {rows} "
-        "ON CONFLICT (provider_id) DO NOTHING RETURNING id, provider_id), "
-        f"input (n, provider_id, from_address) AS (VALUES {inputs}) "
+        "WITH input AS (SELECT * FROM unnest(CAST(:channel AS text[]), CAST(:provider_id AS text[]), "
+        "CAST(:from_address AS text[]), CAST(:to_address AS text[]), CAST(:body AS text[]), CAST(:raw AS text[]), "
+        "CAST(:received_at AS timestamp[]), CAST(:status AS text[])) "
+        f"WITH ORDINALITY AS i ({', '.join(_INBOUND_COLUMNS)}, n)), "
+        f"stored AS (INSERT INTO inbound_messages ({', '.join(_INBOUND_COLUMNS)}) "
+        f"SELECT {', '.join('CAST(raw AS json)' if c == 'raw' else c for c in _INBOUND_COLUMNS)} FROM input ORDER BY n "
+        "ON CONFLICT (provider_id) DO NOTHING RETURNING id, provider_id) "
         "SELECT input.n, stored.id, sender.id, sender.sms_consent, sender.locale FROM input "
         "LEFT JOIN stored ON stored.provider_id = input.provider_id "
         "LEFT JOIN LATERAL (SELECT id, sms_consent, locale FROM members WHERE phone = input.from_address "
         "ORDER BY updated_at DESC, id DESC LIMIT 1) AS sender ON true ORDER BY input.n"
-    ).bindparams(
-        *(bindparam(f"{c}_{n}", type_=table.c[c].type) for n in range(size) for c in _INBOUND_COLUMNS)
     )
 
 

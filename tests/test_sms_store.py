@@ -28,7 +28,13 @@ def test_a_batch_answers_as_the_replies_would_one_after_another(session, factory
         dict(provider_id="SM-new", from_address=known.phone, **base),
         dict(provider_id="SM-old", from_address=known.phone, **base),  # stored before the batch
         dict(provider_id="SM-new", from_address=known.phone, **base),  # twice in the same batch
-        dict(provider_id="SM-stranger", from_address="+447700900001", **base),
+        dict(
+            provider_id="SM-stranger",
+            from_address="+447700900001",
+            to_address=None,
+            body="2 坏了",
+            raw={"Body": "2 坏了", "NumMedia": "0"},
+        ),
     ]
     with session.get_bind().connect() as conn:
         answers = store_sms_replies(conn, batch)
@@ -48,3 +54,12 @@ def test_a_batch_answers_as_the_replies_would_one_after_another(session, factory
         ("SM-old", known.phone),
         ("SM-stranger", "+447700900001"),
     ]
+    stranger = session.get(InboundMessage, answers[3][0])
+    assert (stranger.to_address, stranger.body, stranger.raw) == (
+        None,
+        "2 坏了",
+        {"Body": "2 坏了", "NumMedia": "0"},
+    )
+    assert (
+        stranger.status.value == "received" and stranger.channel == "sms" and stranger.received_at is not None
+    )
