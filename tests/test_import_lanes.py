@@ -381,6 +381,35 @@ def test_repair_after_a_finished_load(session, pg_indexes):
     assert indexes.repair(session, ImportKind.PURCHASES, PURCHASES) == []
 
 
+def test_each_rebuild_runs_with_its_memory_and_without_parallel_workers(session, pg_indexes):
+    """The builds run side by side, one per core: a build's own parallel workers would compete."""
+    from sqlalchemy import event
+
+    seen = []
+
+    def settings_at_build(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("CREATE INDEX"):
+            show = conn.connection.dbapi_connection.execute
+            seen.append(
+                (
+                    show("SHOW max_parallel_maintenance_workers").fetchone()[0],
+                    show("SHOW maintenance_work_mem").fetchone()[0],
+                )
+            )
+
+    for name in SECONDARY:
+        session.execute(text(f'DROP INDEX "{name}"'))
+    session.commit()
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", settings_at_build)
+    try:
+        assert indexes.rebuild(session, PURCHASES) == SECONDARY
+    finally:
+        event.remove(engine, "before_cursor_execute", settings_at_build)
+    assert seen == [("0", indexes.BUILD_MEMORY)] * len(SECONDARY)
+    assert session.scalar(text("SHOW max_parallel_maintenance_workers")) != "0"  # set for the builds only
+
+
 # -- end to end on PostgreSQL ------------------------------------------------------------------------
 
 MEMBERS = "card_number,name\nC001,Li Lei\nC002,Han Meimei\nC003,Wang Fang\n"

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 MIN_ROWS = 100_000  # below this a load is quick either way
 LOCK_TIMEOUT = "5s"  # never queue an import behind a long report for the drop's exclusive lock
 BUILD_MEMORY = "256MB"  # maintenance_work_mem for the rebuild: the sort stays in memory
+# No parallel workers per build: the builds already run side by side (BUILDERS), so a build's
+# workers would only take CPU from the others. Measured on 2 cores, purchases: 139.8k against
+# 125.8k rows/s, median of 4 alternating rounds; builds without workers won 7 of 8 paired rounds.
+BUILD_PARALLEL_WORKERS = 0
 BUILDERS = 3  # indexes built at once, each on its own connection (builds also wait on I/O)
 
 
@@ -83,6 +87,7 @@ def rebuild(session: Session, table: Table, indexes: list[Index] | None = None) 
         try:
             with engine.begin() as conn:
                 conn.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'"))
+                conn.execute(text(f"SET LOCAL max_parallel_maintenance_workers = {BUILD_PARALLEL_WORKERS}"))
                 ix.create(conn, checkfirst=True)
         except DBAPIError as exc:
             log.warning("could not build %s: %s", ix.name, exc.orig)
