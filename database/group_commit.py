@@ -20,6 +20,10 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
+class WriteInterrupted(RuntimeError):
+    """The write that held this item was interrupted in another request (its worker stopping)."""
+
+
 class _Slot(Generic[Item, Result]):
     __slots__ = ("done", "error", "item", "leads", "result")
 
@@ -51,12 +55,12 @@ class GroupWriter(Generic[Item, Result]):
         if not slot.leads:
             slot.done.wait()
         if slot.leads:  # promoted by the writer before us, or first in: our queue is ours to write
-            self._lead()
+            self._lead(slot)
         if slot.error is not None:
             raise slot.error
         return slot.result  # type: ignore[return-value]
 
-    def _lead(self) -> None:
+    def _lead(self, own: _Slot[Item, Result]) -> None:
         with self._lock:
             batch, self._queue = self._queue[: self._limit], self._queue[self._limit :]
         try:
@@ -66,8 +70,15 @@ class GroupWriter(Generic[Item, Result]):
             for s, r in zip(batch, results, strict=True):
                 s.result = r
         except BaseException as exc:  # every request in the write learns it failed
+            # An interrupt (a worker's shutdown, a killed greenlet) belongs to the writer's own
+            # request; the others were not interrupted, only their write failed.
+            shared = (
+                exc
+                if isinstance(exc, Exception)
+                else WriteInterrupted(f"the shared write was interrupted: {exc!r}")
+            )
             for s in batch:
-                s.error = exc
+                s.error = exc if s is own else shared
         finally:
             with self._lock:
                 successor = self._queue[0] if self._queue else None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from database.group_commit import GroupWriter
+from database.group_commit import GroupWriter, WriteInterrupted
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +71,8 @@ def test_items_queued_during_a_write_share_the_next_and_each_gets_its_own_result
     writer = GroupWriter(recorder)
     futures = _queue_behind_first(writer, recorder, list(range(1, 9)))
     assert [f.result(10) for f in futures] == [n * 10 for n in range(1, 9)]
-    assert recorder.batches == [[1], list(range(2, 9))]
+    assert recorder.batches[0] == [1] and sorted(recorder.batches[1]) == list(range(2, 9))
+    assert len(recorder.batches) == 2
 
 
 def test_a_failed_write_fails_every_item_in_it_and_the_next_write_goes_ahead():
@@ -104,7 +105,7 @@ GEVENT_SCRIPT = """
 from gevent import monkey
 monkey.patch_all()
 import gevent
-from database.group_commit import GroupWriter
+from database.group_commit import GroupWriter, WriteInterrupted
 batches = []
 def write(items):
     batches.append(len(items))
@@ -126,3 +127,22 @@ def test_greenlets_under_gevent_share_writes_without_deadlock():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok ")
+
+
+def test_an_interrupt_stays_with_the_writer_and_the_others_get_an_ordinary_error():
+    class Interrupting(Recorder):
+        def __call__(self, items):
+            super().__call__(items)
+            if len(items) > 1:
+                raise KeyboardInterrupt
+            return [item * 10 for item in items]
+
+    recorder = Interrupting()
+    writer = GroupWriter(recorder)
+    futures = _queue_behind_first(writer, recorder, [1, 2, 3])
+    assert futures[0].result(10) == 10
+    errors = [f.exception(10) for f in futures[1:]]
+    # The writer of [2, 3] keeps its interrupt; the other learns its write failed.
+    assert sorted(type(e).__name__ for e in errors) == ["KeyboardInterrupt", "WriteInterrupted"]
+    assert any(isinstance(e, WriteInterrupted) and "KeyboardInterrupt" in str(e) for e in errors)
+    assert writer.submit(4) == 40

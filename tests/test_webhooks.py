@@ -253,3 +253,19 @@ def test_concurrent_replies_share_writes_and_duplicates_among_them_count_once(ap
     session.rollback()
     assert _count(session) == 4
     assert session.scalar(select(func.count()).select_from(CallTask)) == 4
+
+
+def test_a_reply_whose_shared_write_was_interrupted_answers_503(app, client, caplog):
+    """Another request's write held this reply and was cut short: Twilio must deliver it again."""
+    from database.group_commit import WriteInterrupted
+    from web.webhooks import _SMS_WRITER
+
+    def interrupted(replies):
+        raise WriteInterrupted("the shared write was interrupted: KeyboardInterrupt()")
+
+    app.extensions[_SMS_WRITER]._write = interrupted
+    params = _params()
+    with caplog.at_level(logging.ERROR, logger="web.webhooks"):
+        response = client.post(SMS, data=params, headers={"X-Twilio-Signature": _sign(SMS, params)})
+    assert response.status_code == 503
+    assert any("could not be stored" in r.getMessage() for r in caplog.records)

@@ -21,7 +21,7 @@ from channels.twilio_inbound import (
 )
 from database.appsession import autocommit_engine, db_session
 from database.base import utcnow
-from database.group_commit import GroupWriter
+from database.group_commit import GroupWriter, WriteInterrupted
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ def _sms_writer(state) -> None:
 
 
 @bp.errorhandler(SQLAlchemyError)
-def database_unavailable(exc: SQLAlchemyError):
+@bp.errorhandler(WriteInterrupted)
+def database_unavailable(exc: SQLAlchemyError | WriteInterrupted):
     """Never acknowledge what was not stored: a 503 makes the provider deliver it again later."""
     log.error("webhook %s could not be stored: %s", request.path, exc)
     try:
