@@ -139,6 +139,14 @@ def test_database_down_answers_5xx_never_200(app_config, tmp_path, caplog):
     assert any("could not be stored" in r.getMessage() for r in caplog.records)
 
 
+def _replies_and_tasks(app, session) -> tuple[int, int]:
+    """Run the worker until the queue is empty; then count stored replies and call tasks."""
+    SimpleWorker([queue(n) for n in QUEUES], connection=redis(app), serializer=JSONSerializer).work(
+        burst=True
+    )
+    return _count(session), session.scalar(select(func.count()).select_from(CallTask))
+
+
 def _survey(session, factory, member):
     campaign = factory.campaign(CampaignKind.SURVEY)
     session.add(
@@ -181,12 +189,7 @@ def test_duplicate_complaints_make_one_reply_and_one_task(app, client, session, 
     headers = {"X-Twilio-Signature": _sign(SMS, params)}
     for _ in range(3):
         assert client.post(SMS, data=params, headers=headers).status_code == 200
-    SimpleWorker([queue(n) for n in QUEUES], connection=redis(app), serializer=JSONSerializer).work(
-        burst=True
-    )
-    session.rollback()
-    assert _count(session) == 1
-    assert session.scalar(select(func.count()).select_from(CallTask)) == 1
+    assert _replies_and_tasks(app, session) == (1, 1)
 
 
 def test_the_machine_app_serves_webhooks_and_the_api_and_nothing_else(app_config, session, factory):
@@ -247,12 +250,7 @@ def test_concurrent_replies_share_writes_and_duplicates_among_them_count_once(ap
         answers = list(pool.map(post, posts))
     assert all(status == 200 and "<Message>" in body for status, body in answers)
     assert sizes[0] == 1 and max(sizes) > 1 and sum(sizes) == 12
-    SimpleWorker([queue(n) for n in QUEUES], connection=redis(app), serializer=JSONSerializer).work(
-        burst=True
-    )
-    session.rollback()
-    assert _count(session) == 4
-    assert session.scalar(select(func.count()).select_from(CallTask)) == 4
+    assert _replies_and_tasks(app, session) == (4, 4)
 
 
 def test_a_reply_whose_shared_write_was_interrupted_answers_503(app, client, caplog):
