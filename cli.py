@@ -63,8 +63,20 @@ def reply(sender: str, body: str, channel: str) -> None:
     """Simulate an inbound reply: store it, then process it exactly as the webhook's job would."""
     from campaigns.replies import store_inbound
     from database.appsession import session_scope
+    from membership.importing import validation
     from service.intake import handle_reply
 
+    # As a provider would deliver it: a reply from "" or "13926249126" would only land unmatched.
+    check = (lambda value: validation.phone(value, None)) if channel == "sms" else validation.email
+    try:
+        sender = check(sender) or ""
+        if not sender:
+            raise validation.Invalid("required")
+    except validation.Invalid as exc:
+        example = "+8613926249126" if channel == "sms" else "member@example.com"
+        raise click.BadParameter(
+            f"{exc} (write it as a provider sends it, e.g. {example})", param_hint="--from"
+        ) from None
     with session_scope() as session:
         inbound, _ = store_inbound(
             session,
