@@ -90,51 +90,40 @@ def store_sms_reply(
     raw: dict,
     now: dt.datetime | None = None,
 ) -> tuple[int, bool, tuple[int, bool, str] | None]:
-    """The SMS webhook's write and read together: (inbound id, newly stored, ``reply_sender``).
-
-    On PostgreSQL one statement stores the reply and finds its sender (one round trip instead of
-    two, on the path every reply takes); SQLite runs the two statements. The webhook passes a Core
-    connection: it needs no ORM unit of work, and skipping it is a tenth of the request's time.
-    """
-    params = _inbound_params("sms", provider_id, from_address, to_address, body, raw, now)
-    dialect = (db.dialect if isinstance(db, Connection) else db.get_bind().dialect).name
-    if dialect != "postgresql":
-        inserted = db.scalar(_insert_inbound(dialect), params)
-        return *_stored(db, inserted, params), reply_sender(db, from_address)
-    inserted, member_id, consented, locale = db.execute(_store_and_sender(), params).one()
-    sender = (member_id, consented, locale) if member_id is not None else None
-    return *_stored(db, inserted, params), sender
-
-
-@functools.cache
-def _store_and_sender():
-    return text(
-        f"WITH stored AS (INSERT INTO inbound_messages ({', '.join(_INBOUND_COLUMNS)}) "
-        f"VALUES ({', '.join(':' + c for c in _INBOUND_COLUMNS)}) "
-        "ON CONFLICT (provider_id) DO NOTHING RETURNING id) "
-        "SELECT (SELECT id FROM stored), sender.id, sender.sms_consent, sender.locale FROM (SELECT 1) AS one "
-        "LEFT JOIN LATERAL (SELECT id, sms_consent, locale FROM members WHERE phone = :from_address "
-        "ORDER BY updated_at DESC, id DESC LIMIT 1) AS sender ON true"
-    ).bindparams(*(bindparam(c, type_=InboundMessage.__table__.c[c].type) for c in _INBOUND_COLUMNS))
+    """One reply through ``store_sms_replies``: (inbound id, newly stored, ``reply_sender``)."""
+    conn = db if isinstance(db, Connection) else db.connection()
+    reply = dict(
+        provider_id=provider_id, from_address=from_address, to_address=to_address, body=body, raw=raw
+    )
+    return store_sms_replies(conn, [{**reply, "now": now}])[0]
 
 
 def store_sms_replies(
     conn: Connection, replies: Sequence[dict]
 ) -> list[tuple[int, bool, tuple[int, bool, str] | None]]:
-    """``store_sms_reply`` for several replies at once (keyword dicts), one statement on PostgreSQL.
+    """The SMS webhook's write and read together, per reply: (inbound id, newly stored, ``reply_sender``).
 
-    What the webhook's group commit writes: the replies that arrived while the last write was in
-    flight. A reply whose provider id repeats in the batch is stored once; the later copy reads as
-    a duplicate, as it would have if the two had come one after the other.
+    ``replies`` are keyword dicts: what the webhook's group commit gathered while the last write was
+    in flight. On PostgreSQL one statement stores them all and finds each sender; SQLite runs two
+    statements per reply. A provider id repeated in the batch is stored once, and the later copy
+    reads as a duplicate, as if the two had come one after the other. The webhook passes a Core
+    connection: it needs no ORM unit of work, and skipping it is a tenth of the request's time.
     """
-    if conn.dialect.name != "postgresql" or len(replies) == 1:
-        return [store_sms_reply(conn, **r) for r in replies]
     rows = [
         _inbound_params(
             "sms", r["provider_id"], r["from_address"], r.get("to_address"), r["body"], r["raw"], r.get("now")
         )
         for r in replies
     ]
+    dialect = conn.dialect.name
+    if dialect != "postgresql":
+        return [
+            (
+                *_stored(conn, conn.scalar(_insert_inbound(dialect), row), row),
+                reply_sender(conn, row["from_address"]),
+            )
+            for row in rows
+        ]
     # One array per column: the statement's text is the same for every batch size, so it is
     # prepared once per connection rather than parsed and planned per write.
     arrays = {c: [row[c] for row in rows] for c in _INBOUND_COLUMNS}
