@@ -57,12 +57,24 @@ _number = st.one_of(_cell, st.from_regex(r"[0-9]{0,12}(\.[0-9]{0,3})?", fullmatc
 _row = st.tuples(_id, _id, _id, _date, _number, _number)
 
 
-def _flag(line_id, card, sku, date, quantity, amount) -> bool:
-    cells = (line_id, card, sku, "", date, quantity, amount)
-    assert bulk.COLUMNS == ("line_id", "card_number", "sku", "store", "purchased_at", "quantity", "amount")
-    text = bulk._copy_line(7, cells, ",".join(cells))
+class _Writer:
+    def resolve_in_stage(self):
+        pass
+
+
+_HEADER = ("line_id", "card_number", "sku", "purchased_at", "quantity", "amount")
+_ENCODER = bulk.PurchaseBulk(None, None, _Writer(), {c: i for i, c in enumerate(_HEADER)}, ",", len(_HEADER))
+
+
+def _flag(*cells: str) -> bool:
+    """The plain flag the encoder gives the row, staged from its values and, when the row can be
+    staged as it stands (no tab, line end, backslash or comma), as a line of a whole block."""
+    text = _ENCODER._copy_line(7, list(cells))
     line, plain, _rest = text.split("\t", 2)
     assert line == "7" and plain in ("t", "f")
+    if not any(char in cell for cell in cells for char in "\t\n\r\\,"):
+        whole = ",".join(cells).replace(",", "\t")
+        assert bool(_ENCODER.plain_lines.findall(f"x\n{whole}\ny")) == (plain == "t")
     return plain == "t"
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import codecs
 import csv
 import itertools
+import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,9 @@ BLOCK_BYTES = 256 * 1024
 ENCODINGS = ("auto", "utf-8", "gb18030")
 _CANDIDATES = ("utf_8", "gb18030")  # in order of preference on a tie
 _GB_FAMILY = {"gb2312", "gbk", "gb18030", "cp936", "hz", "iso2022_cn"}
+# What makes a line's values more than its text split at the delimiter: quotes, a carriage return
+# that is not the line end, NUL. Such lines go through the CSV parser.
+_PARSED = re.compile('["\r\x00]')
 
 
 class EncodingError(ValueError):
@@ -111,9 +116,11 @@ class CsvSource:
         self.delimiter = _delimiter(first or "")
         # After the header the lines come block by block (_blocks); the header's own line may be the
         # file's last, with no line end.
-        lines = itertools.chain.from_iterable(self._blocks()) if first and first.endswith("\n") else ()
+        self._left = self._blocks() if first and first.endswith("\n") else iter(())
+        self._pending: deque[str] = deque()  # lines of the current block not yet read
+        self._handed: list[str] = []  # a line ``lines`` gives the CSV parser
         self._reader = csv.reader(
-            itertools.chain((first,) if first is not None else (), lines),
+            itertools.chain((first,) if first is not None else (), self._feed()),
             delimiter=self.delimiter,
             strict=False,
         )
@@ -151,8 +158,10 @@ class CsvSource:
         self._bad_lines[number] = f"line longer than {MAX_LINE_BYTES} bytes"
         return "\n"
 
-    def _blocks(self) -> Iterator[list[str]]:
-        """The lines after the header, decoded a block at a time."""
+    def _blocks(self) -> Iterator[str | list[str]]:
+        """The lines after the header, decoded a block at a time: a block that decodes as a whole
+        comes as its text (whole lines; only the file's last may lack its line end), any other as
+        its lines, each decoded alone."""
         read, pending, skipping = self._stream.read, b"", False
         while chunk := read(BLOCK_BYTES):
             if skipping:  # the rest of a line already reported as too long
@@ -164,66 +173,175 @@ class CsvSource:
             cut = data.rfind(b"\n") + 1
             pending = data[cut:]
             if cut:
-                yield self._decoded(data[:cut].split(b"\n")[:-1], ended=True)
+                yield self._decoded(data[: cut - 1], ended=True)
             if len(pending) > MAX_LINE_BYTES:
                 self._lines_read += 1
                 yield [self._too_long(self._lines_read)]
                 pending, skipping = b"", True
         if pending:  # the last line, with no line end
-            yield self._decoded([pending], ended=False)
+            yield self._decoded(pending, ended=False)
 
-    def _decoded(self, parts: list[bytes], ended: bool) -> list[str]:
-        """``parts`` (lines without their line ends) as text lines, numbered on from the last."""
+    def _decoded(self, data: bytes, ended: bool) -> str | list[str]:
+        """``data`` (lines joined by "\\n", the last without its line end) as text, numbered on."""
         start = self._lines_read
-        self._lines_read += len(parts)
+        self._lines_read += data.count(b"\n") + 1
         end = "\n" if ended else ""
-        if max(map(len, parts)) <= MAX_LINE_BYTES:
+        parts = None if len(data) <= MAX_LINE_BYTES else data.split(b"\n")
+        if parts is None or max(map(len, parts)) <= MAX_LINE_BYTES:
             try:
-                text = b"\n".join(parts).decode(self.encoding)
+                text = data.decode(self.encoding)
             except UnicodeDecodeError:
                 pass  # some line is not in the encoding: find it below
             else:
-                # "\n" is never part of a multibyte character in UTF-8 or GB18030: the split matches
+                # "\n" is never part of a multibyte character in UTF-8 or GB18030: lines stay apart
                 if self.encoding == "utf-8-sig" and "\n\ufeff" in text:
                     text = text.replace("\n\ufeff", "\n")  # as decoding each line alone drops a BOM
-                return [line + end for line in text.split("\n")]
+                return text + end
         end_bytes = b"\n" if ended else b""
         return [
             self._too_long(number)
             if len(part) > MAX_LINE_BYTES
             else self._line_text(number, part + end_bytes)
-            for number, part in enumerate(parts, start + 1)
+            for number, part in enumerate(data.split(b"\n") if parts is None else parts, start + 1)
         ]
+
+    def _take(self) -> str | None:
+        """The next line after those read, block after block; None at the end of the file."""
+        while not self._pending:
+            block = next(self._left, None)
+            if block is None:
+                return None
+            self._pending.extend(_split(block) if isinstance(block, str) else block)
+        return self._pending.popleft()
+
+    def _feed(self) -> Iterator[str]:
+        """The CSV parser's input: a line handed to it, then (a quoted field's) next lines."""
+        while True:
+            if self._handed:
+                yield self._handed.pop()
+            elif (line := self._take()) is not None:
+                yield line
+            else:
+                return
 
     def rows(self) -> Iterator[tuple[int, list[str] | Unreadable]]:
         """Each data row with the file line it starts on; blank lines are skipped."""
-        width = len(self.header)
-        reader = self._reader
-        start = reader.line_num + 1
+        delimiter = self.delimiter
+        for line, item in self.lines():
+            if isinstance(item, Lines):
+                for number, one in self.split(line, item):
+                    yield number, one.split(delimiter) if isinstance(one, str) else one
+            else:
+                yield line, item.split(delimiter) if isinstance(item, str) else item
+
+    def lines(self) -> Iterator[tuple[int, Lines | str | list[str] | Unreadable]]:
+        """``rows``, except that lines CSV parsing would only split at the delimiter come unsplit.
+
+        A whole block of lines without quotes, carriage returns (but their line ends) and NUL comes
+        as ``Lines``, numbered from the line given; ``split`` turns it into lines and rows. Any other
+        line with the header's number of fields and none of those characters comes as its text,
+        without its line end. The caller splits them, or stages them as they stand (the bulk path).
+        """
+        width, delimiter = len(self.header), self.delimiter
+        limit = min(csv.field_size_limit(), MAX_LINE_BYTES)
+        reader, bad, pending = self._reader, self._bad_lines, self._pending
+        number = reader.line_num  # the last line read
         while True:
+            if not pending:
+                block = next(self._left, None)
+                if block is None:
+                    return
+                if isinstance(block, str) and (lines := _unparsed(block)) is not None:
+                    yield number + 1, lines
+                    number += lines.count
+                    continue
+                pending.extend(_split(block) if isinstance(block, str) else block)
+            text = pending.popleft()
+            number += 1
+            body = text[:-1] if text.endswith("\n") else text
+            if body.endswith("\r"):
+                body = body[:-1]
+            if (
+                body.count(delimiter) == width - 1
+                and len(body) <= limit
+                and not _PARSED.search(body)
+                and not (bad and number in bad)
+                and (width > 1 or body.strip())
+            ):
+                yield number, body
+                continue
+            self._handed.append(text)
+            before = reader.line_num
             try:
                 values = next(reader)
-            except StopIteration:
+            except StopIteration:  # cannot happen: the parser has the line just handed to it
                 return
             except csv.Error as exc:
-                yield start, Unreadable(f"malformed CSV: {exc}")
-                start = reader.line_num + 1
+                yield number, Unreadable(f"malformed CSV: {exc}")
+                number += reader.line_num - before - 1
                 continue
-            end = reader.line_num
-            line, start = start, end + 1
-            if self._bad_lines:
-                problem = next(
-                    (self._bad_lines.pop(n) for n in range(line, end + 1) if n in self._bad_lines), None
-                )
+            end = number + reader.line_num - before - 1
+            line, number = number, end
+            if bad:
+                problem = next((bad.pop(n) for n in range(line, end + 1) if n in bad), None)
                 if problem:
                     yield line, Unreadable(problem)
                     continue
-            if not values or (len(values) == 1 and not values[0].strip()):
+            if (row := self._row(values)) is not None:
+                yield line, row
+
+    def split(self, first: int, lines: Lines) -> Iterator[tuple[int, str | list[str] | Unreadable]]:
+        """``lines`` one by one, numbered from ``first``, as ``lines()`` would give them one by one."""
+        width, delimiter = len(self.header), self.delimiter
+        limit = min(csv.field_size_limit(), MAX_LINE_BYTES)
+        for number, body in enumerate(lines.text.split("\n"), first):
+            if body.count(delimiter) == width - 1 and len(body) <= limit and (width > 1 or body.strip()):
+                yield number, body
                 continue
-            if len(values) > width and any(v.strip() for v in values[width:]):
-                yield line, Unreadable(f"row has {len(values)} fields but the header has {width}")
+            try:  # no quotes: the line is a row of its own
+                values = next(csv.reader([body], delimiter=delimiter, strict=False), [])
+            except csv.Error as exc:
+                yield number, Unreadable(f"malformed CSV: {exc}")
                 continue
-            yield line, values
+            if (row := self._row(values)) is not None:
+                yield number, row
+
+    def _row(self, values: list[str]) -> list[str] | Unreadable | None:
+        """A parsed row as ``rows`` gives it; None for a blank line, which is skipped."""
+        if not values or (len(values) == 1 and not values[0].strip()):
+            return None
+        width = len(self.header)
+        if len(values) > width and any(v.strip() for v in values[width:]):
+            return Unreadable(f"row has {len(values)} fields but the header has {width}")
+        return values
+
+
+@dataclass(frozen=True, slots=True)
+class Lines:
+    """Consecutive lines that need no CSV parsing, joined by "\\n" (no final line end): CRLF line
+    ends are "\\n" here, and no line holds a quote, a carriage return or NUL."""
+
+    text: str
+    count: int
+
+
+def _unparsed(block: str) -> Lines | None:
+    """A decoded block (see ``_blocks``) as ``Lines``, unless some line needs CSV parsing."""
+    text = block[:-1] if block.endswith("\n") else block
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if text.endswith("\r"):  # the file's last line: CSV reads it as a line end too
+            text = text[:-1]
+    if _PARSED.search(text):
+        return None
+    return Lines(text, text.count("\n") + 1)
+
+
+def _split(block: str) -> list[str]:
+    """A decoded block's lines, each with its line end (the file's last may have none)."""
+    lines = block.split("\n")
+    last = lines.pop()  # "" after a final line end
+    return [line + "\n" for line in lines] + ([last] if last else [])
 
 
 def _delimiter(header_line: str) -> str:

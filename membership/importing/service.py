@@ -109,15 +109,15 @@ def import_file(
         expected = estimate_rows(path)
         if kind == "purchases" and bulk.usable(session, batch.ctx):
             lanes = bulk.LANES if expected >= bulk.LANE_MIN_ROWS else 1
-            columns = {k: i for i, k in positions}
+            columns, width = {k: i for i, k in positions}, len(source.header)
 
             def loader(lane_session: Session) -> bulk.PurchaseBulk:
                 writer = WRITERS[kind](lane_session, batch.writer.target)
-                return bulk.PurchaseBulk(lane_session, batch.ctx, writer, columns, delimiter)
+                return bulk.PurchaseBulk(lane_session, batch.ctx, writer, columns, delimiter, width)
 
             encoder = loader(session)
             with _initial_load(session, run, kind, expected):
-                return batch.process_bulk(encoder.encode(source.rows(), lanes), loader, lanes)
+                return batch.process_bulk(encoder.encode(source.lines(), lanes, source.split), loader, lanes)
 
         workers = VALIDATORS_AT_ONCE if kind == "members" and expected >= POOL_MIN_ROWS else 0
 
