@@ -464,33 +464,52 @@ def test_repair_after_a_finished_load(session, pg_indexes):
     assert indexes.repair(session, ImportKind.PURCHASES, PURCHASES) == []
 
 
-def test_each_rebuild_runs_with_its_memory_and_without_parallel_workers(session, pg_indexes):
-    """The builds run side by side, one per core: a build's own parallel workers would compete."""
+def _rebuilt_with_settings(session, table, names: list[str]) -> dict[str, tuple[str, str]]:
+    """Drop ``names``, rebuild ``table``'s indexes; the (workers, memory) each CREATE INDEX ran with."""
     from sqlalchemy import event
 
-    seen = []
+    seen = {}
 
     def settings_at_build(conn, cursor, statement, *args):
         if statement.lstrip().upper().startswith("CREATE INDEX"):
             show = conn.connection.dbapi_connection.execute
-            seen.append(
-                (
-                    show("SHOW max_parallel_maintenance_workers").fetchone()[0],
-                    show("SHOW maintenance_work_mem").fetchone()[0],
-                )
+            name = next(n for n in names if n in statement)
+            seen[name] = (
+                show("SHOW max_parallel_maintenance_workers").fetchone()[0],
+                show("SHOW maintenance_work_mem").fetchone()[0],
             )
 
-    for name in SECONDARY:
+    for name in names:
         session.execute(text(f'DROP INDEX "{name}"'))
     session.commit()
     engine = session.get_bind()
     event.listen(engine, "before_cursor_execute", settings_at_build)
     try:
-        assert indexes.rebuild(session, PURCHASES) == SECONDARY
+        assert indexes.rebuild(session, table) == sorted(names)
     finally:
         event.remove(engine, "before_cursor_execute", settings_at_build)
-    assert seen == [("0", indexes.BUILD_MEMORY)] * len(SECONDARY)
     assert session.scalar(text("SHOW max_parallel_maintenance_workers")) != "0"  # set for the builds only
+    return seen
+
+
+def test_each_rebuild_runs_with_its_memory_and_without_parallel_workers(session, pg_indexes):
+    """The builds run side by side, one per core: a build's own parallel workers would compete."""
+    seen = _rebuilt_with_settings(session, PURCHASES, SECONDARY)
+    assert seen == {name: ("0", indexes.BUILD_MEMORY) for name in SECONDARY}
+
+
+def test_a_gin_rebuild_keeps_a_parallel_worker(session, pg_indexes):
+    """The members' GIN builds (trigram search, interests) outlast their B-trees by far: they get
+    a worker, and the B-trees none."""
+    gin = ["ix_members_interests", "ix_members_search"]
+    seen = _rebuilt_with_settings(session, Member.__table__, ["ix_members_email", *gin, "ix_members_phone"])
+    assert seen == {
+        "ix_members_email": ("0", indexes.BUILD_MEMORY),
+        "ix_members_interests": (str(indexes.GIN_BUILD_WORKERS), indexes.BUILD_MEMORY),
+        "ix_members_phone": ("0", indexes.BUILD_MEMORY),
+        "ix_members_search": (str(indexes.GIN_BUILD_WORKERS), indexes.BUILD_MEMORY),
+    }
+    assert indexes.GIN_BUILD_WORKERS > 0
 
 
 # -- end to end on PostgreSQL ------------------------------------------------------------------------
