@@ -158,6 +158,17 @@ def test_bad_rows_are_reported_by_line_and_good_rows_kept(
         (11, None),
     }
     assert sorted(session.scalars(select(Member.card_number))) == ["G1", "G2", "G3"]
+    # Inline or COPY text written by the workers, the rows land the same.
+    stored = session.execute(
+        select(Member.card_number, Member.name, Member.phone, Member.email, Member.joined_at).order_by(
+            Member.card_number
+        )
+    ).all()
+    assert [tuple(row) for row in stored] == [
+        ("G1", "Good One", "+8613800000001", "g1@example.com", dt.datetime(2023, 12, 31, 16)),
+        ("G2", "Two\nLines", "+8613800000002", None, dt.datetime(2024, 1, 1, 16)),
+        ("G3", "Good Three", None, None, stored[2].joined_at),
+    ]
     assert session.scalar(select(Member.name).where(Member.card_number == "G2")) == "Two\nLines"
 
 
