@@ -3,6 +3,7 @@ the purchase indexes dropped for a large load and rebuilt, and the whole thing e
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import itertools
@@ -345,6 +346,15 @@ def test_a_clean_block_is_staged_whole():
     assert _encoded_both_ways(
         [*rows, ["C001", " L1", "TT-BALL", "2024-04-01", "9.90", "2", "n"]], ",", 2, 100_000
     ) == [False]
+
+
+def test_a_field_past_the_csv_limit_is_unreadable_in_a_block_too():
+    """A huge cell in a column no key maps: the CSV parser refuses the row, so the block is split."""
+    rows = [["C001", f"L{i}", "TT-BALL", "2024-04-01", "9.90", "2", "n"] for i in range(3)]
+    rows[1][6] = "x" * (csv.field_size_limit() + 1)
+    assert not all(_encoded_both_ways(rows, ",", 1, 1 << 20))
+    rows[1][6] = "x" * csv.field_size_limit()
+    assert all(_encoded_both_ways(rows, ",", 1, 1 << 20))
 
 
 def _encoded_both_ways(rows: list[list[str]], delimiter: str, lanes: int, block: int) -> list[bool]:
