@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import multiprocessing
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 
 from membership.importing.reading import Unreadable, cells_by_key
 from membership.importing.validation import VALIDATORS, Context
@@ -38,14 +39,22 @@ def validated_in_processes(
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     pending: collections.deque = collections.deque()
-    with context.Pool(workers, initializer=_start, initargs=(kind, ctx, positions)) as pool:
+    # An executor, not multiprocessing.Pool: a worker that dies, or whose start fails, breaks the
+    # executor and the import fails with BrokenProcessPool; a Pool starts another worker and the
+    # task it lost is awaited forever.
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start, initargs=(kind, ctx, positions)
+    )
+    try:
         for part in _parts(rows, PART_ROWS):
             todo = [(line, row) for line, row, _ in part if not isinstance(row, Unreadable)]
-            pending.append((part, pool.apply_async(_validate_part, (todo,))))
+            pending.append((part, pool.submit(_validate_part, todo)))
             if len(pending) > 2 * workers:
                 yield from _joined(*pending.popleft())
         while pending:
             yield from _joined(*pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _parts(rows: Iterable, size: int) -> Iterator[list]:
@@ -59,8 +68,8 @@ def _parts(rows: Iterable, size: int) -> Iterator[list]:
         yield part
 
 
-def _joined(part: list, validated) -> Iterator[tuple]:
-    results = iter(validated.get())
+def _joined(part: list, validated: Future) -> Iterator[tuple]:
+    results = iter(validated.result())
     for line, row, raw in part:
         yield line, row, raw, None if isinstance(row, Unreadable) else next(results)
 
