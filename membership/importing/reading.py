@@ -243,7 +243,6 @@ class CsvSource:
         without its line end. The caller splits them, or stages them as they stand (the bulk path).
         """
         width, delimiter = len(self.header), self.delimiter
-        limit = min(csv.field_size_limit(), MAX_LINE_BYTES)
         reader, bad, pending = self._reader, self._bad_lines, self._pending
         number = reader.line_num  # the last line read
         while True:
@@ -262,11 +261,9 @@ class CsvSource:
             if body.endswith("\r"):
                 body = body[:-1]
             if (
-                body.count(delimiter) == width - 1
-                and len(body) <= limit
-                and not _PARSED.search(body)
+                not _PARSED.search(body)
                 and not (bad and number in bad)
-                and (width > 1 or body.strip())
+                and _split_only(body, width, delimiter)
             ):
                 yield number, body
                 continue
@@ -293,9 +290,8 @@ class CsvSource:
     def split(self, first: int, lines: Lines) -> Iterator[tuple[int, str | list[str] | Unreadable]]:
         """``lines`` one by one, numbered from ``first``, as ``lines()`` would give them one by one."""
         width, delimiter = len(self.header), self.delimiter
-        limit = min(csv.field_size_limit(), MAX_LINE_BYTES)
         for number, body in enumerate(lines.text.split("\n"), first):
-            if body.count(delimiter) == width - 1 and len(body) <= limit and (width > 1 or body.strip()):
+            if _split_only(body, width, delimiter):
                 yield number, body
                 continue
             try:  # no quotes: the line is a row of its own
@@ -323,6 +319,16 @@ class Lines:
 
     text: str
     count: int
+
+
+def _split_only(body: str, width: int, delimiter: str) -> bool:
+    """Whether CSV parsing of ``body`` (a line without quotes, carriage returns or NUL) would only
+    split it: the header's number of fields, none past the parser's field limit, not blank."""
+    return (
+        body.count(delimiter) == width - 1
+        and len(body) <= min(csv.field_size_limit(), MAX_LINE_BYTES)
+        and (width > 1 or bool(body.strip()))
+    )
 
 
 def _unparsed(block: str) -> Lines | None:
