@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
-import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,7 +144,6 @@ class PurchaseBulk:
         self.present = [key for key in COLUMNS if key in positions]
         # Values are read from [""] + row, so index 0 is the "" of a column the file lacks.
         self.indexes = [positions[key] + 1 if key in positions else 0 for key in COLUMNS]
-        self.pick = operator.itemgetter(*self.indexes)
         self.need = max(self.indexes)  # a shorter row is padded with "" up to here
         # The raw table's columns in the file's order (a column no key maps is staged as extra_N):
         # a line is staged as it stands, its delimiters turned into COPY's tabs.
