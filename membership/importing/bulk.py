@@ -225,25 +225,19 @@ class PurchaseBulk:
         self, line: int, item: str | list[str] | Unreadable, blocks: list[Block], outs: list[list[str]]
     ) -> None:
         """One line or row (see ``CsvSource.lines``) into its lane's block."""
-        lanes, delimiter = len(blocks), self.delimiter
+        delimiter = self.delimiter
         if item.__class__ is str and "\\" not in item and (delimiter == "\t" or "\t" not in item):
             # Staged as it stands. A plain line's id is the pattern's group: no spaces to trim.
             tabbed = item if delimiter == "\t" else item.replace(delimiter, "\t")
             match = self.plain_line.fullmatch(tabbed)
-            key = hash(match[1] if match else self._line_id(tabbed.split("\t")))
-            lane = key % lanes
-            blocks[lane].read += 1
-            blocks[lane].ids.add(key)
+            lane = _count_in_lane(blocks, hash(match[1] if match else self._line_id(tabbed.split("\t"))))
             outs[lane].append(f"{line}\t{'t' if match else 'f'}\t{tabbed}\t\\N\n")
         elif isinstance(item, Unreadable):
             blocks[0].read += 1
             blocks[0].errors.append(RowError(line, None, item.reason))
         else:
             values = item.split(delimiter) if isinstance(item, str) else item
-            key = hash(self._line_id(values))
-            lane = key % lanes
-            blocks[lane].read += 1
-            blocks[lane].ids.add(key)  # the hash: the ids themselves need not stay in memory
+            lane = _count_in_lane(blocks, hash(self._line_id(values)))
             if any("\x00" in value for value in values):  # COPY cannot carry NUL; Python reports the row
                 blocks[lane].held.append((line, values))
             else:
@@ -489,6 +483,14 @@ def _plain_line(file_columns: tuple[str, ...]) -> re.Pattern:
         f"({_PLAIN_CELLS[c]})" if c == "line_id" else _PLAIN_CELLS.get(c, _ANY_CELL) for c in file_columns
     ]
     return re.compile("\t".join(cells))
+
+
+def _count_in_lane(blocks: list[Block], key: int) -> int:
+    """The lane of a row whose line id hashes to ``key``, the row counted in that lane's block."""
+    lane = key % len(blocks)
+    blocks[lane].read += 1
+    blocks[lane].ids.add(key)  # the hash: the ids themselves need not stay in memory
+    return lane
 
 
 def _deal(blocks: list[Block], outs: list[list[str]], keys: list[int], rows: list[str]) -> None:
